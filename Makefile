@@ -1,0 +1,89 @@
+# The one entry point. `make` builds bin/udf-operator and bin/udf-worker; `make test` runs every
+# test tier through ctest; `make run` runs the operator against a local cluster; `make bench`
+# prints the benchmarks. Everything slow is cached under ~/.cache/udf-sandbox.
+
+BUILD      ?= build
+GENERATOR  ?= Ninja
+BUILD_TYPE ?= RelWithDebInfo
+ifeq ($(origin CC),default)
+CC := clang
+endif
+UDF_CACHE  ?= $(or $(UDF_SANDBOX_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/udf-sandbox)
+PYTHON     ?= $(UDF_CACHE)/venv/bin/python
+CTEST_ARGS ?=
+CTEST_J    ?= 1
+
+.PHONY: all configure test test-unit test-integration run bench sanitize fuzz venv deps \
+        cluster-up cluster-down fmt fmt-check lint clean help
+
+all: configure
+	cmake --build $(BUILD)
+	@mkdir -p bin
+	@cp -f $(BUILD)/operator/udf-operator $(BUILD)/worker/udf-worker bin/
+
+# Always (re)configure: instant when nothing changed, and it recovers a half-configured tree.
+configure:
+	@cmake -S . -B $(BUILD) -G "$(GENERATOR)" -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+		-DCMAKE_C_COMPILER=$(CC) -DUDF_PYTHON=$(PYTHON) >/dev/null
+
+help:
+	@echo "make            build bin/udf-operator and bin/udf-worker"
+	@echo "make test       unit (ASan+UBSan), fuzz and integration tests through ctest"
+	@echo "make run        bring up the local cluster and run the operator against it"
+	@echo "make bench      print the benchmarks"
+	@echo "make sanitize   build everything with ASan+UBSan in build-san/"
+	@echo "make fmt        clang-format the C sources; make lint: format check + shellcheck"
+	@echo "make clean      remove build trees and bin/"
+
+venv:
+	@hack/venv.sh
+
+deps:
+	@hack/deps.sh
+
+test: all venv
+	ctest --test-dir $(BUILD) --output-on-failure -j $(CTEST_J) $(CTEST_ARGS)
+
+test-unit: all
+	ctest --test-dir $(BUILD) --output-on-failure -L unit $(CTEST_ARGS)
+
+test-integration: all venv
+	ctest --test-dir $(BUILD) --output-on-failure -L integration $(CTEST_ARGS)
+
+run: all
+	@hack/run.sh
+
+bench: all venv
+	@hack/bench.sh
+
+sanitize:
+	$(MAKE) BUILD=build-san all-san
+
+all-san:
+	cmake -S . -B $(BUILD) -G "$(GENERATOR)" -DCMAKE_BUILD_TYPE=Debug \
+		-DCMAKE_C_COMPILER=$(CC) -DUDF_PYTHON=$(PYTHON) -DUDF_SANITIZE=ON
+	cmake --build $(BUILD)
+
+fuzz: all
+	ctest --test-dir $(BUILD) --output-on-failure -L fuzz $(CTEST_ARGS)
+
+cluster-up:
+	@hack/cluster.sh up
+
+cluster-down:
+	@hack/cluster.sh down
+
+C_SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+SH_SOURCES = $(shell git ls-files 'hack/*.sh' 'hack/**/*.sh' '.ci/run' 2>/dev/null)
+
+fmt:
+	clang-format -i $(C_SOURCES)
+
+fmt-check:
+	clang-format --dry-run --Werror $(C_SOURCES)
+
+lint: fmt-check
+	shellcheck -x $(SH_SOURCES)
+
+clean:
+	rm -rf build build-* bin

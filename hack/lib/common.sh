@@ -1,0 +1,38 @@
+# shellcheck shell=bash
+# Shared by the hack/ scripts: where the cache and state live, and one-line timed steps.
+# Sourced, never run.
+
+UDF_CACHE="${UDF_SANDBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/udf-sandbox}"
+UDF_BIN="$UDF_CACHE/bin"
+UDF_STATE="${UDF_SANDBOX_STATE:-$UDF_CACHE/state}"
+UDF_VENV="$UDF_CACHE/venv"
+
+K8S_VERSION="v1.34.4"
+ETCD_VERSION="v3.6.5"
+
+# step NAME CMD...: runs CMD, prints one line with what it did and how long it took.
+# On failure, prints the tail of CMD's output (kept in $UDF_CACHE/logs/) and returns its status.
+step() {
+	local name="$1"
+	shift
+	local start log rc
+	start=$(date +%s.%N)
+	mkdir -p "$UDF_CACHE/logs"
+	log="$UDF_CACHE/logs/step-$(printf '%s' "$name" | tr -c 'a-zA-Z0-9._-' '_').log"
+	if "$@" >"$log" 2>&1; then
+		rc=0
+	else
+		rc=$?
+	fi
+	printf '%-48s %6.1fs%s\n' "$name" "$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')" \
+		"$([ "$rc" -eq 0 ] || echo "  FAILED (exit $rc, log $log)")"
+	if [ "$rc" -ne 0 ]; then
+		tail -n 30 "$log" >&2
+	fi
+	return "$rc"
+}
+
+die() {
+	echo "$(basename "$0"): $*" >&2
+	exit 1
+}

@@ -1,0 +1,299 @@
+/*
+ * udf-operator: the control plane of udf-sandbox. Connects to the Kubernetes API server,
+ * serves the gRPC endpoint Databend query nodes call, and the HTTP probes and metrics.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "health.h"
+#include "httpd.h"
+#include "log.h"
+#include "rest.h"
+#include "rpc.h"
+
+#define EXIT_USAGE 2
+
+struct options {
+	const char *kubeconfig;
+	const char *grpc_bind;
+	const char *grpc_tls_cert;
+	const char *grpc_tls_key;
+	const char *health_bind;
+	enum log_level log_level;
+	enum log_format log_format;
+};
+
+struct operator_state {
+	struct kube_client *kube;
+	struct health_state *health;
+	atomic_int reachable;
+	atomic_llong probes_ok;
+	atomic_llong probes_failed;
+	char server_version[64];
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: udf-operator [flags]\n"
+		"\n"
+		"Runs Databend's sandboxed Python UDFs in gVisor pods: watches UdfFunction and\n"
+		"UdfWarmPool resources and serves the gRPC endpoint query nodes call.\n"
+		"\n"
+		"Flags:\n"
+		"  --kubeconfig PATH           kubeconfig to use; default: in-cluster service account\n"
+		"                              when KUBERNETES_SERVICE_HOST is set, else $KUBECONFIG,\n"
+		"                              else ~/.kube/config\n"
+		"  --grpc-bind-address ADDR    gRPC listen address (default :50051)\n"
+		"  --grpc-tls-cert FILE        serve gRPC over TLS with this PEM certificate chain\n"
+		"  --grpc-tls-key FILE         ... and this PEM private key (both or neither)\n"
+		"  --health-bind-address ADDR  HTTP /healthz, /readyz, /metrics (default :8081;\n"
+		"                              0 disables)\n"
+		"  --log-format text|json      log line format (default text)\n"
+		"  --log-level LEVEL           debug, info, warn or error (default info)\n"
+		"  --version                   print the version and exit\n"
+		"  -h, --help                  this help\n");
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	enum { OPT_KUBECONFIG = 256, OPT_GRPC, OPT_TLS_CERT, OPT_TLS_KEY, OPT_HEALTH,
+	       OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_VERSION };
+	static const struct option longopts[] = {
+		{"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
+		{"grpc-bind-address", required_argument, NULL, OPT_GRPC},
+		{"grpc-tls-cert", required_argument, NULL, OPT_TLS_CERT},
+		{"grpc-tls-key", required_argument, NULL, OPT_TLS_KEY},
+		{"health-bind-address", required_argument, NULL, OPT_HEALTH},
+		{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+		{"version", no_argument, NULL, OPT_VERSION},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_KUBECONFIG: o->kubeconfig = optarg; break;
+		case OPT_GRPC: o->grpc_bind = optarg; break;
+		case OPT_TLS_CERT: o->grpc_tls_cert = optarg; break;
+		case OPT_TLS_KEY: o->grpc_tls_key = optarg; break;
+		case OPT_HEALTH: o->health_bind = optarg; break;
+		case OPT_LOG_FORMAT:
+			if (log_parse_format(optarg, &o->log_format) < 0) {
+				fprintf(stderr, "udf-operator: --log-format must be text or json, not "
+						"\"%s\"\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_LOG_LEVEL:
+			if (log_parse_level(optarg, &o->log_level) < 0) {
+				fprintf(stderr, "udf-operator: --log-level must be debug, info, warn or "
+						"error, not \"%s\"\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_VERSION:
+			printf("udf-operator %s\n", UDF_VERSION);
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case ':':
+			fprintf(stderr, "udf-operator: flag %s needs a value (see --help)\n",
+				argv[optind - 1]);
+			return -EINVAL;
+		default:
+			fprintf(stderr, "udf-operator: unknown flag %s (see --help)\n",
+				argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "udf-operator: unexpected argument \"%s\" (see --help)\n",
+			argv[optind]);
+		return -EINVAL;
+	}
+	if (!o->grpc_tls_cert != !o->grpc_tls_key) {
+		fprintf(stderr, "udf-operator: --grpc-tls-cert and --grpc-tls-key go together\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int load_config(const struct options *o, struct kube_config **cfg)
+{
+	char err[512] = "";
+	int rc;
+	if (!o->kubeconfig && getenv("KUBERNETES_SERVICE_HOST"))
+		rc = kube_config_in_cluster(cfg, err, sizeof(err));
+	else
+		rc = kube_config_load(o->kubeconfig, cfg, err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "udf-operator: %s\n", err[0] ? err : strerror(-rc));
+	return rc;
+}
+
+/* One reachability probe: GET /version. Logs transitions, not every probe. */
+static void probe_apiserver(struct operator_state *st)
+{
+	struct kube_response resp = {0};
+	int rc = kube_get(st->kube, "/version", &resp);
+	int ok = rc == 0 && resp.http_status == 200;
+	int was = atomic_exchange(&st->reachable, ok);
+
+	if (ok) {
+		atomic_fetch_add(&st->probes_ok, 1);
+		const char *ver = resp.json ? k8s_str(resp.json, "gitVersion") : NULL;
+		snprintf(st->server_version, sizeof(st->server_version), "%s", ver ? ver : "?");
+		if (!was)
+			log_info("main", "API server %s reachable (Kubernetes %s); serving",
+				 kube_config_server(kube_client_config(st->kube)), st->server_version);
+	} else {
+		atomic_fetch_add(&st->probes_failed, 1);
+		if (was || atomic_load(&st->probes_failed) == 1) {
+			if (rc < 0)
+				log_warn("main", "API server %s unreachable: %s; not serving",
+					 kube_config_server(kube_client_config(st->kube)),
+					 kube_strerror(rc));
+			else
+				log_warn("main", "API server %s answered /version with HTTP %ld; not "
+						 "serving",
+					 kube_config_server(kube_client_config(st->kube)),
+					 resp.http_status);
+		}
+	}
+	health_set_serving(st->health, ok);
+	kube_response_free(&resp);
+}
+
+static void http_handler(const char *path, int *status, char **body, const char **ctype,
+			 void *arg)
+{
+	struct operator_state *st = arg;
+	int serving = health_is_serving(st->health);
+
+	if (strcmp(path, "/healthz") == 0 || strcmp(path, "/livez") == 0) {
+		*status = 200;
+		*body = strdup("ok\n");
+	} else if (strcmp(path, "/readyz") == 0) {
+		*status = serving ? 200 : 503;
+		*body = strdup(serving ? "ok\n" : "API server unreachable\n");
+	} else if (strcmp(path, "/metrics") == 0) {
+		char buf[1024];
+		snprintf(buf, sizeof(buf),
+			 "# HELP udf_operator_apiserver_reachable 1 when the last API server probe "
+			 "succeeded.\n"
+			 "# TYPE udf_operator_apiserver_reachable gauge\n"
+			 "udf_operator_apiserver_reachable %d\n"
+			 "# HELP udf_operator_apiserver_probes_total API server probes by result.\n"
+			 "# TYPE udf_operator_apiserver_probes_total counter\n"
+			 "udf_operator_apiserver_probes_total{result=\"ok\"} %lld\n"
+			 "udf_operator_apiserver_probes_total{result=\"failed\"} %lld\n",
+			 atomic_load(&st->reachable), (long long)atomic_load(&st->probes_ok),
+			 (long long)atomic_load(&st->probes_failed));
+		*status = 200;
+		*body = strdup(buf);
+		*ctype = "text/plain; version=0.0.4";
+	} else {
+		*status = 404;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {
+		.grpc_bind = ":50051",
+		.health_bind = ":8081",
+		.log_level = LOG_LEVEL_INFO,
+		.log_format = LOG_FORMAT_TEXT,
+	};
+	struct operator_state st = {0};
+	struct kube_config *cfg = NULL;
+	struct rpc_server *rpc = NULL;
+	struct httpd *http = NULL;
+	char err[512] = "";
+	int rc = EXIT_FAILURE;
+	sigset_t sigs;
+
+	if (parse_args(argc, argv, &o) < 0)
+		return EXIT_USAGE;
+	log_setup(o.log_level, o.log_format);
+	if (load_config(&o, &cfg) < 0)
+		return EXIT_USAGE;
+
+	/* Signals are taken synchronously by the main thread; every other thread inherits the
+	 * mask, so SIGTERM never lands in a library thread. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	log_info("main", "udf-operator %s starting; API server %s", UDF_VERSION,
+		 kube_config_server(cfg));
+	if (kube_client_new(cfg, &st.kube) < 0) {
+		log_error("main", "cannot create the Kubernetes client");
+		goto out;
+	}
+	if (health_state_new(&st.health) < 0)
+		goto out_kube;
+
+	struct rpc_server_options ro = {
+		.bind_address = o.grpc_bind,
+		.tls_cert_file = o.grpc_tls_cert,
+		.tls_key_file = o.grpc_tls_key,
+	};
+	if (rpc_server_new(&ro, &rpc, err, sizeof(err)) < 0) {
+		log_error("main", "gRPC: %s", err);
+		goto out_health;
+	}
+	if (health_register(rpc, st.health) < 0 || rpc_server_start(rpc) < 0) {
+		log_error("main", "cannot start the gRPC server");
+		goto out_rpc;
+	}
+	log_info("main", "gRPC listening on %s (port %d, %s)", o.grpc_bind, rpc_server_port(rpc),
+		 o.grpc_tls_cert ? "TLS" : "plaintext");
+	if (httpd_start(o.health_bind, http_handler, &st, &http, err, sizeof(err)) < 0) {
+		log_error("main", "health endpoint: %s", err);
+		goto out_rpc;
+	}
+	if (http)
+		log_info("main", "HTTP /healthz /readyz /metrics on %s (port %d)", o.health_bind,
+			 httpd_port(http));
+
+	for (;;) {
+		probe_apiserver(&st);
+		/* Probe every 2 s while reachable, every second while not. */
+		struct timespec wait = {.tv_sec = atomic_load(&st.reachable) ? 2 : 1};
+		int sig = sigtimedwait(&sigs, NULL, &wait);
+		if (sig == SIGINT || sig == SIGTERM) {
+			log_info("main", "%s received; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+			break;
+		}
+	}
+	rc = EXIT_SUCCESS;
+
+	httpd_stop(http);
+out_rpc:
+	rpc_server_stop(rpc, 5000);
+out_health:
+	health_state_free(st.health);
+out_kube:
+	kube_client_free(st.kube);
+	cfg = NULL; /* owned by the client */
+out:
+	kube_config_free(cfg);
+	if (rc == EXIT_SUCCESS)
+		log_info("main", "stopped");
+	return rc;
+}

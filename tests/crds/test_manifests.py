@@ -1,0 +1,334 @@
+"""The CRDs, the plain manifests and the Helm chart, checked statically and on a real API server.
+
+Static: the chart's crds/ are byte-identical to crds/; every field of both CRDs has a
+description; `helm lint --strict` is clean; `helm template` with default values equals
+crds/ + manifests/*.yaml after normalizing only YAML formatting, comments and document order
+(and a changed value must make that comparison fail); non-default values render what they say.
+
+On a private cluster (fixed cluster-wide names like udf-system, ClusterRole udf-operator and
+RuntimeClass gvisor must not touch the shared one): server-side dry run of every CRD and
+manifest, `kubectl apply -f crds/ -f manifests/` exactly as a user runs it, Pod Security
+"restricted" admits the operator's pod, the operator's service account has exactly the
+permissions it should, then `helm install` / `helm upgrade` / `helm uninstall` of the chart.
+"""
+
+import difflib
+import filecmp
+import json
+import os
+import time
+
+import yaml
+
+from crdtest import (CHART_DIR, CRDS_DIR, EXAMPLES_DIR, MANIFESTS_DIR, Failure, check, helm_path,
+                     load_docs, load_files, private_cluster, run, run_cases, yaml_files)
+
+HELM = None
+
+
+def helm(*args, kubeconfig=None, check_rc=True):
+    env = dict(os.environ)
+    # Keep helm's own config and cache out of the user's home.
+    env.setdefault("HELM_CONFIG_HOME", os.path.join(os.path.dirname(HELM), ".helm", "config"))
+    env.setdefault("HELM_CACHE_HOME", os.path.join(os.path.dirname(HELM), ".helm", "cache"))
+    env.setdefault("HELM_DATA_HOME", os.path.join(os.path.dirname(HELM), ".helm", "data"))
+    argv = [HELM, *args]
+    if kubeconfig:
+        argv += ["--kubeconfig", kubeconfig]
+    return run(argv, check_rc, env=env)
+
+
+def object_key(doc):
+    md = doc.get("metadata", {})
+    return "%s/%s %s/%s" % (doc.get("apiVersion"), doc.get("kind"), md.get("namespace", ""), md.get("name"))
+
+
+def normalized(docs):
+    """key -> canonical YAML text. Only formatting, comments, key order and document order go."""
+    out = {}
+    for d in docs:
+        k = object_key(d)
+        check(k not in out, "object %s appears twice" % k)
+        out[k] = yaml.safe_dump(d, sort_keys=True, default_flow_style=False, width=1000)
+    return out
+
+
+def compare(want_docs, got_docs, want_name, got_name):
+    """A unified diff of the two sets of objects; empty when they are equal."""
+    want, got = normalized(want_docs), normalized(got_docs)
+    lines = []
+    for k in sorted(set(want) | set(got)):
+        a, b = want.get(k, ""), got.get(k, "")
+        if a != b:
+            lines += difflib.unified_diff(a.splitlines(True), b.splitlines(True),
+                                         "%s: %s" % (want_name, k), "%s: %s" % (got_name, k))
+    return "".join(lines)
+
+
+def plain_docs():
+    return load_files(yaml_files(CRDS_DIR) + yaml_files(MANIFESTS_DIR))
+
+
+def template(*sets):
+    args = ["template", "udf-sandbox", CHART_DIR, "--include-crds"]
+    for s in sets:
+        args += ["--set", s]
+    return load_docs(helm(*args).stdout)
+
+
+def find(docs, kind, name):
+    hits = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    check(len(hits) == 1, "want one %s %s, found %d" % (kind, name, len(hits)))
+    return hits[0]
+
+
+# ---- static ----------------------------------------------------------------------------------
+
+def chart_crds_are_crds():
+    chart_crds = os.path.join(CHART_DIR, "crds")
+    names = sorted(os.listdir(CRDS_DIR))
+    check(sorted(os.listdir(chart_crds)) == names, "chart crds/ holds %s, crds/ holds %s"
+          % (sorted(os.listdir(chart_crds)), names))
+    for n in names:
+        check(filecmp.cmp(os.path.join(CRDS_DIR, n), os.path.join(chart_crds, n), shallow=False),
+              "%s differs from crds/%s: cp crds/*.yaml manifests/helm/udf-sandbox/crds/" % (n, n))
+
+
+def every_field_described():
+    missing = []
+
+    def walk(schema, path):
+        for name, sub in schema.get("properties", {}).items():
+            if path.count(".") == 0 and name in ("metadata",):
+                continue  # an API server forbids describing metadata
+            if "description" not in sub:
+                missing.append(path + "." + name)
+            walk(sub, path + "." + name)
+        if "items" in schema:
+            walk(schema["items"], path + "[]")
+
+    for crd in load_files(yaml_files(CRDS_DIR)):
+        v = crd["spec"]["versions"][0]
+        walk(v["schema"]["openAPIV3Schema"], crd["spec"]["names"]["kind"])
+    check(not missing, "fields without a description: %s" % missing)
+
+
+def lint():
+    p = helm("lint", "--strict", CHART_DIR)
+    out = p.stdout + p.stderr
+    for level in ("[ERROR]", "[WARNING]", "[INFO]"):
+        check(level not in out, "helm lint reports %s:\n%s" % (level, out))
+    check("1 chart(s) linted, 0 chart(s) failed" in out, out)
+
+
+def template_equals_plain():
+    diff = compare(plain_docs(), template(), "manifests", "helm template")
+    check(not diff, "helm template differs from crds/ + manifests/:\n" + diff)
+    return "     | %d objects equal" % len(plain_docs())
+
+
+def comparison_really_diffs():
+    # A single changed value must show up, or the equality above proves nothing.
+    for s, want in [("operator.replicas=2", "replicas: 2"),
+                    ("operator.logLevel=debug", "- --log-level=debug"),
+                    ("runtimeClass.handler=runc", "handler: runc")]:
+        diff = compare(plain_docs(), template(s), "manifests", "helm template")
+        added = [line for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+        check(len(added) == 1 and want in added[0], "--set %s: want one added line with %r:\n%s" % (s, want, diff))
+
+
+def values_render():
+    docs = template("grpc.service.type=LoadBalancer", "grpc.port=6000", "operator.leaderElection=false",
+                    "operator.replicas=3", "operator.image.tag=v1", "operator.image.pullPolicy=IfNotPresent",
+                    "runtimeClass.name=gvisor-x", "namespace.name=udf-x", "operator.name=udf-op",
+                    "defaultPool.enabled=true", "defaultPool.namespace=tenant-a", "defaultPool.replicas=7",
+                    "sandboxNetworkPolicy.egressPorts={443,9000}")
+    svc = find(docs, "Service", "udf-op-grpc")
+    check(svc["spec"]["type"] == "LoadBalancer" and svc["spec"]["ports"][0]["port"] == 6000, svc)
+    check(find(docs, "Service", "udf-op-metrics")["spec"]["type"] == "ClusterIP", "metrics Service type")
+    dep = find(docs, "Deployment", "udf-op")
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    check(dep["spec"]["replicas"] == 3 and dep["metadata"]["namespace"] == "udf-x", dep["metadata"])
+    check(c["image"] == "localhost/udf-operator:v1" and c["imagePullPolicy"] == "IfNotPresent", c["image"])
+    check("--leader-elect=false" in c["args"] and "--grpc-bind-address=:6000" in c["args"], c["args"])
+    check(c["ports"][0]["containerPort"] == 6000, c["ports"])
+    check(find(docs, "RuntimeClass", "gvisor-x")["handler"] == "runsc", "RuntimeClass")
+    pool = find(docs, "UdfWarmPool", "default")
+    check(pool["metadata"]["namespace"] == "tenant-a" and pool["spec"]["replicas"] == 7
+          and pool["spec"]["runtime"]["runtimeClassName"] == "gvisor-x", pool)
+    np = find(docs, "NetworkPolicy", "udf-sandbox")
+    ports = [p["port"] for p in np["spec"]["egress"][1]["ports"]]
+    check(ports == [443, 9000], "egress ports %s" % ports)
+    frm = np["spec"]["ingress"][1]["from"][0]
+    check(frm["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "udf-x"
+          and frm["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "udf-op", frm)
+    binding = find(docs, "ClusterRoleBinding", "udf-op")
+    check(binding["subjects"][0] == {"kind": "ServiceAccount", "name": "udf-op", "namespace": "udf-x"}, binding)
+    docs = template("namespace.create=false", "runtimeClass.create=false")
+    kinds = {d["kind"] for d in docs}
+    check("Namespace" not in kinds and "RuntimeClass" not in kinds, kinds)
+
+
+def network_policy_shape():
+    np = find(load_files(yaml_files(MANIFESTS_DIR)), "NetworkPolicy", "udf-sandbox")
+    spec = np["spec"]
+    check(sorted(spec["policyTypes"]) == ["Egress", "Ingress"], spec["policyTypes"])
+    ingress_ports = sorted(p["port"] for rule in spec["ingress"] for p in rule["ports"])
+    check(ingress_ports == [8080, 8815, 9000], "ingress ports %s" % ingress_ports)
+    control = [r for r in spec["ingress"] if any(p["port"] == 9000 for p in r["ports"])][0]
+    check(control.get("from"), "the control port is open to everyone")
+    blocks = [t["ipBlock"] for rule in spec["egress"] for t in rule.get("to", []) if "ipBlock" in t]
+    check(blocks, "no egress ipBlock")
+    for b in blocks:
+        if ":" not in b["cidr"]:
+            check("169.254.0.0/16" in b.get("except", []), "egress %s reaches 169.254.0.0/16" % b)
+
+
+# ---- on a private cluster --------------------------------------------------------------------
+
+def cluster_cases(kube):
+    kubeconfig = kube.kubectl_bin and kube.kubeconfig
+    sa = "system:serviceaccount:udf-system:udf-operator"
+
+    def dry_run_crds():
+        out = kube.kubectl("apply", "--server-side", "--dry-run=server", "-f", CRDS_DIR).stdout
+        check(out.count("serverside-applied (server dry run)") == 2, out)
+
+    def apply_like_a_user():
+        p = kube.kubectl("apply", "-f", CRDS_DIR, "-f", MANIFESTS_DIR)
+        check("Warning" not in p.stderr, "kubectl apply warned:\n" + p.stderr)
+        created = [line for line in p.stdout.splitlines() if line.endswith(" created")]
+        check(len(created) == len(plain_docs()), "created %d of %d:\n%s" % (len(created), len(plain_docs()), p.stdout))
+        kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+        return "\n".join("     | " + line for line in p.stdout.splitlines())
+
+    def dry_run_everything():
+        for path in [CRDS_DIR, MANIFESTS_DIR]:
+            out = kube.kubectl("apply", "--server-side", "--dry-run=server", "-f", path).stdout
+            check(out.count("(server dry run)") == len(load_files(yaml_files(path))), out)
+        kube.kubectl("create", "namespace", "tenant-a")
+        out = kube.kubectl("apply", "--server-side", "--dry-run=server", "-n", "tenant-a", "-f", EXAMPLES_DIR).stdout
+        check(out.count("(server dry run)") == 2, out)
+
+    def pod_security_admits_operator():
+        # udf-system enforces "restricted": a Pod made from the Deployment's template must pass.
+        dep = json.loads(kube.kubectl("get", "-n", "udf-system", "deploy", "udf-operator", "-o", "json").stdout)
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "psa-check", "namespace": "udf-system"},
+               "spec": dep["spec"]["template"]["spec"]}
+        p = kube.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod))
+        check("Warning" not in p.stderr, p.stderr)
+        # And the namespace really enforces it: a root pod is refused.
+        bad = json.loads(json.dumps(pod))
+        bad["spec"]["securityContext"] = {}
+        bad["spec"]["containers"][0]["securityContext"] = {}
+        p = kube.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(bad), check_rc=False)
+        check(p.returncode != 0 and "violates PodSecurity" in p.stderr, "a root pod was admitted: " + p.stderr)
+
+    def least_privilege():
+        def can(verb, resource, ns=None, sub=None):
+            args = ["auth", "can-i", verb, resource, "--as", sa]
+            if ns:
+                args += ["-n", ns]
+            if sub:
+                args += ["--subresource", sub]
+            return kube.kubectl(*args, check_rc=False).stdout.strip() == "yes"
+
+        allowed = [("watch", "udfwarmpools.udf.sandbox.io", "tenant-a", None),
+                   ("create", "udffunctions.udf.sandbox.io", "tenant-a", None),
+                   ("delete", "udffunctions.udf.sandbox.io", "tenant-a", None),
+                   ("update", "udfwarmpools.udf.sandbox.io", "tenant-a", "status"),
+                   ("patch", "udffunctions.udf.sandbox.io", "tenant-a", "status"),
+                   ("create", "pods", "tenant-a", None), ("patch", "pods", "tenant-a", None),
+                   ("delete", "pods", "tenant-a", None), ("create", "services", "tenant-a", None),
+                   ("get", "secrets", "tenant-a", None), ("create", "secrets", "tenant-a", None),
+                   ("create", "networkpolicies.networking.k8s.io", "tenant-a", None),
+                   ("create", "events", "tenant-a", None), ("create", "namespaces", None, None),
+                   ("update", "leases.coordination.k8s.io", "udf-system", None),
+                   ("create", "leases.coordination.k8s.io", "udf-system", None)]
+        denied = [("list", "secrets", "tenant-a", None), ("watch", "secrets", "tenant-a", None),
+                  ("update", "udfwarmpools.udf.sandbox.io", "tenant-a", None),
+                  ("delete", "udfwarmpools.udf.sandbox.io", "tenant-a", None),
+                  ("update", "pods", "tenant-a", None), ("create", "pods", "tenant-a", "exec"),
+                  ("delete", "namespaces", None, None), ("delete", "networkpolicies.networking.k8s.io", "tenant-a", None),
+                  ("update", "leases.coordination.k8s.io", "tenant-a", None),
+                  ("create", "deployments.apps", "tenant-a", None), ("create", "clusterroles.rbac.authorization.k8s.io", None, None),
+                  ("update", "customresourcedefinitions.apiextensions.k8s.io", None, None)]
+        wrong = ["%s %s%s should be allowed" % (v, r, "/" + s if s else "") for v, r, n, s in allowed if not can(v, r, n, s)]
+        wrong += ["%s %s%s should be denied" % (v, r, "/" + s if s else "") for v, r, n, s in denied if can(v, r, n, s)]
+        check(not wrong, "; ".join(wrong))
+
+    def delete_plain():
+        kube.kubectl("delete", "-f", MANIFESTS_DIR, "--wait=true", "--timeout=120s")
+        p = kube.kubectl("get", "namespace", "udf-system", check_rc=False)
+        check(p.returncode != 0, "udf-system still exists")
+
+    def helm_install():
+        kube.kubectl("create", "namespace", "tenant-h")
+        out = helm("install", "udf-sandbox", CHART_DIR, "--namespace", "default", "--wait", "--timeout", "60s",
+                   "--set", "defaultPool.enabled=true", "--set", "defaultPool.namespace=tenant-h",
+                   kubeconfig=kubeconfig).stdout
+        check("STATUS: deployed" in out, out)
+        pool = json.loads(kube.kubectl("get", "-n", "tenant-h", "udfpool", "default", "-o", "json").stdout)
+        check(pool["spec"]["replicas"] == 2 and pool["spec"]["runtime"]["runtimeClassName"] == "gvisor"
+              and pool["spec"]["refill"]["maxInFlight"] == 10, pool["spec"])
+        for what in [("-n", "udf-system", "deploy/udf-operator"), ("-n", "udf-system", "svc/udf-operator-grpc"),
+                     ("runtimeclass/gvisor",), ("clusterrole/udf-operator",)]:
+            kube.kubectl("get", *what)
+
+    def helm_upgrade():
+        helm("upgrade", "udf-sandbox", CHART_DIR, "--namespace", "default", "--reuse-values",
+             "--set", "defaultPool.replicas=4", "--set", "grpc.service.type=NodePort",
+             "--set", "operator.leaderElection=false", kubeconfig=kubeconfig)
+        pool = json.loads(kube.kubectl("get", "-n", "tenant-h", "udfpool", "default", "-o", "json").stdout)
+        check(pool["spec"]["replicas"] == 4, pool["spec"])
+        svc = json.loads(kube.kubectl("get", "-n", "udf-system", "svc", "udf-operator-grpc", "-o", "json").stdout)
+        check(svc["spec"]["type"] == "NodePort", svc["spec"])
+        dep = json.loads(kube.kubectl("get", "-n", "udf-system", "deploy", "udf-operator", "-o", "json").stdout)
+        check("--leader-elect=false" in dep["spec"]["template"]["spec"]["containers"][0]["args"], "args")
+
+    def helm_uninstall():
+        helm("uninstall", "udf-sandbox", "--namespace", "default", "--wait", kubeconfig=kubeconfig)
+        p = kube.kubectl("get", "-n", "tenant-h", "udfpool", "default", check_rc=False)
+        check(p.returncode != 0 and "NotFound" in p.stderr, "pool left behind: " + p.stdout + p.stderr)
+        p = kube.kubectl("get", "clusterrole", "udf-operator", check_rc=False)
+        check(p.returncode != 0, "ClusterRole left behind")
+        # Helm keeps CRDs on uninstall (so users' objects survive); they are still there.
+        kube.kubectl("get", "crd", "udffunctions.udf.sandbox.io")
+
+    return [
+        ("server-side dry run of crds/ on a fresh cluster", dry_run_crds),
+        ("kubectl apply -f crds/ -f manifests/", apply_like_a_user),
+        ("server-side dry run of crds/, manifests/, examples/", dry_run_everything),
+        ("Pod Security restricted admits the operator pod", pod_security_admits_operator),
+        ("the operator's RBAC: needed verbs only", least_privilege),
+        ("kubectl delete -f manifests/", delete_plain),
+        ("helm install (default values + a pool)", helm_install),
+        ("helm upgrade changes pool size, service type, election", helm_upgrade),
+        ("helm uninstall", helm_uninstall),
+    ]
+
+
+def main():
+    global HELM
+    t0 = time.monotonic()
+    HELM = helm_path()
+    print("helm: %s (%.1fs)" % (HELM, time.monotonic() - t0), flush=True)
+    run_cases([
+        ("chart crds/ equal crds/", chart_crds_are_crds),
+        ("every CRD field has a description", every_field_described),
+        ("helm lint --strict is clean", lint),
+        ("helm template (defaults) equals crds/ + manifests/", template_equals_plain),
+        ("a changed value makes the comparison fail", comparison_really_diffs),
+        ("non-default values render", values_render),
+        ("sandbox NetworkPolicy shape", network_policy_shape),
+    ])
+    with private_cluster() as kube:
+        run_cases(cluster_cases(kube))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Failure as e:
+        print("FAIL: %s" % e)
+        raise SystemExit(1)

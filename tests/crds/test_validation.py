@@ -1,0 +1,251 @@
+"""Table-driven validation of UdfFunction and UdfWarmPool against the real kube-apiserver.
+
+Each invalid object must be rejected with the message a person acts on; each valid one must be
+accepted with the defaults filled in. Server-side dry run: the API server validates and defaults
+exactly as for a real create, and nothing is stored.
+"""
+
+import copy
+import json
+
+from crdtest import Failure, check, run_cases, shared_namespace
+
+GROUP_VERSION = "udf.sandbox.io/v1alpha1"
+CODE = "def add_one(x: int) -> int:\n    return x + 1\n"
+STRUCTURED = {"handler": "add_one", "inputTypes": ["INT NULL"], "resultType": "INT NULL", "code": CODE}
+SCRIPT = "set -euo pipefail\ncd /app\nexec python /app/server.py\n"
+POOL = {"runtime": {"image": "localhost/udf-worker:dev"}}
+
+
+def fn(spec, name="add-one"):
+    return {"apiVersion": GROUP_VERSION, "kind": "UdfFunction", "metadata": {"name": name}, "spec": spec}
+
+
+def pool(spec, name="default"):
+    return {"apiVersion": GROUP_VERSION, "kind": "UdfWarmPool", "metadata": {"name": name}, "spec": spec}
+
+
+def with_(base, **fields):
+    spec = copy.deepcopy(base)
+    spec.update(fields)
+    return spec
+
+
+# (case, object, the messages the rejection must carry)
+INVALID = [
+    ("function: script and structured form together",
+     fn(with_(STRUCTURED, script=SCRIPT)),
+     ['spec.script: Forbidden: script and the structured form exclude each other: remove script, '
+      'or remove the structured fields ["handler", "resultType", "code", "inputTypes"]']),
+    ("function: script with imports",
+     fn({"script": SCRIPT, "imports": [{"location": "@s/helper.py"}]}),
+     ['spec.script: Forbidden', 'remove the structured fields ["imports"]']),
+    ("function: script with packages and runtimeVersion",
+     fn({"script": SCRIPT, "packages": ["numpy"], "runtimeVersion": "3.12"}),
+     ['remove the structured fields ["packages", "runtimeVersion"]']),
+    ("function: handler alone",
+     fn({"handler": "add_one"}),
+     ['spec: Required value: the structured form needs handler, resultType and code together; '
+      'missing ["resultType", "code"]']),
+    ("function: code and resultType without handler",
+     fn({"code": CODE, "resultType": "INT NULL"}),
+     ['the structured form needs handler, resultType and code together; missing ["handler"]']),
+    ("function: inputTypes alone",
+     fn({"inputTypes": ["INT NULL"]}),
+     ['missing ["handler", "resultType", "code"]']),
+    ("function: packages alone",
+     fn({"packages": ["numpy==2.1.3"]}),
+     ['missing ["handler", "resultType", "code"]']),
+    ("function: handler not a Python identifier",
+     fn(with_(STRUCTURED, handler="add-one")),
+     ["spec.handler: Invalid value", "handler must be a Python identifier, e.g. add_one"]),
+    ("function: empty handler",
+     fn(with_(STRUCTURED, handler="")),
+     ["spec.handler: Invalid value", "should be at least 1 chars long"]),
+    ("function: replicas below minReplicas",
+     fn(with_(STRUCTURED, replicas=1, minReplicas=2)),
+     ["spec.replicas: Invalid value", "replicas (1) is below minReplicas (2): raise replicas or lower minReplicas"]),
+    ("function: replicas above maxReplicas",
+     fn(with_(STRUCTURED, replicas=5, maxReplicas=3)),
+     ["replicas (5) is above maxReplicas (3): lower replicas or raise maxReplicas"]),
+    ("function: default replicas above maxReplicas 0",
+     fn(with_(STRUCTURED, maxReplicas=0)),
+     ["replicas (1) is above maxReplicas (0)"]),
+    ("function: negative replicas",
+     fn(with_(STRUCTURED, replicas=-1)),
+     ["spec.replicas: Invalid value: -1", "greater than or equal to 0"]),
+    ("function: lower-case env key",
+     fn(with_(STRUCTURED, env={"api_key": "x", "OK_KEY": "y"})),
+     ['spec.env: Invalid value', 'env keys must be upper-case letters, digits and _, not starting with a '
+      'digit (e.g. API_TIMEOUT); rename ["api_key"]']),
+    ("function: env key starting with a digit or holding a dash",
+     fn(with_(STRUCTURED, env={"1ST": "x", "A-B": "y"})),
+     ['rename ["1ST", "A-B"]']),
+    ("function: reserved env UDF_SERVER_ADDR",
+     fn(with_(STRUCTURED, env={"UDF_SERVER_ADDR": "0.0.0.0:1"})),
+     ['env ["UDF_SERVER_ADDR"]: reserved, the worker sets UDF_SERVER_ADDR and RESOURCE_STATUS_ADDR',
+      'remove them from spec.env']),
+    ("function: reserved env RESOURCE_STATUS_ADDR",
+     fn({"script": SCRIPT, "env": {"RESOURCE_STATUS_ADDR": "0.0.0.0:1"}}),
+     ['env ["RESOURCE_STATUS_ADDR"]: reserved']),
+    ("function: empty import location",
+     fn(with_(STRUCTURED, imports=[{"location": "@s/a.py", "tag": "1"}, {"location": "", "tag": "2"}])),
+     ["spec.imports[1].location: Invalid value",
+      "each import needs its stage location as written in the UDF, e.g. @udf_import_stage/imports/helper.py"]),
+    ("function: blank import location",
+     fn(with_(STRUCTURED, imports=[{"location": "   "}])),
+     ["spec.imports[0].location", "each import needs its stage location"]),
+    ("function: import without location",
+     fn(with_(STRUCTURED, imports=[{"url": "http://127.0.0.1/x", "tag": "1"}])),
+     ['spec.imports[0].location: Required value']),
+    ("function: more than 64 imports",
+     fn(with_(STRUCTURED, imports=[{"location": "@s/%d.py" % i} for i in range(65)])),
+     ["spec.imports: Too many: 65: must have at most 64 items"]),
+    ("function: code over 1 MiB",
+     fn(with_(STRUCTURED, code="#" * (1048576 + 1))),
+     ["spec.code: Too long: may not be more than 1048576 bytes"]),
+    ("function: runtimeVersion not a version",
+     fn(with_(STRUCTURED, runtimeVersion="latest")),
+     ["spec.runtimeVersion: Invalid value", "runtimeVersion is a Python version such as 3.12 or 3.12.2"]),
+    ("function: SQL name as metadata.name",
+     fn(STRUCTURED, name="add_one"),
+     ["metadata.name add_one cannot name the function Service", "keep the SQL name (e.g. add_one) in spec.functionName"]),
+    ("function: metadata.name longer than a Service name",
+     fn(STRUCTURED, name="f" * 64),
+     ["cannot name the function Service: use at most 63 lower-case letters"]),
+    ("function: misspelt field",
+     fn(with_(STRUCTURED, replica=2)),
+     ['unknown field "spec.replica"']),
+    ("function: bad resource quantity",
+     fn(with_(STRUCTURED, resources={"limits": {"memory": "lots"}})),
+     ["spec.resources.limits.memory: Invalid value", "should match"]),
+    ("function: empty poolRef name",
+     fn(with_(STRUCTURED, poolRef={"name": ""})),
+     ["spec.poolRef.name: Invalid value", "at least 1 chars long"]),
+    ("pool: no runtime",
+     pool({"replicas": 2}),
+     ["spec.runtime: Required value"]),
+    ("pool: runtime without image",
+     pool({"runtime": {"runtimeClassName": "gvisor"}}),
+     ["spec.runtime.image: Required value"]),
+    ("pool: negative replicas",
+     pool(with_(POOL, replicas=-1)),
+     ["spec.replicas: Invalid value: -1", "greater than or equal to 0"]),
+    ("pool: refill of zero pods per second",
+     pool(with_(POOL, refill={"maxPodsPerSecond": 0})),
+     ["spec.refill.maxPodsPerSecond: Invalid value: 0", "greater than or equal to 1"]),
+    ("pool: zero readiness timeout",
+     pool(with_(POOL, readinessTimeoutSeconds=0)),
+     ["spec.readinessTimeoutSeconds: Invalid value: 0"]),
+    ("pool: toleration Exists with a value",
+     pool({"runtime": {"image": "w", "tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]}}),
+     ["spec.runtime.tolerations[0]: Invalid value",
+      "a toleration with operator Exists matches every value: leave value empty, or use operator Equal"]),
+    ("pool: toleration without key",
+     pool({"runtime": {"image": "w", "tolerations": [{"operator": "Equal", "value": "v"}]}}),
+     ["a toleration without a key must use operator Exists"]),
+    ("pool: unsupported pull policy",
+     pool({"runtime": {"image": "w", "imagePullPolicy": "Sometimes"}}),
+     ['spec.runtime.imagePullPolicy: Unsupported value: "Sometimes"']),
+    ("pool: bad cpu quantity",
+     pool({"runtime": {"image": "w", "resources": {"requests": {"cpu": "two"}}}}),
+     ["spec.runtime.resources.requests.cpu: Invalid value"]),
+    ("pool: more than 64 packages",
+     pool(with_(POOL, packages=["p%d" % i for i in range(65)])),
+     ["spec.packages: Too many: 65: must have at most 64 items"]),
+]
+
+# (case, object, {dotted path: value the accepted object must have})
+VALID = [
+    ("function: structured form, defaults filled",
+     fn(STRUCTURED),
+     {"spec.replicas": 1, "spec.poolRef.name": "default", "spec.idleTimeoutSeconds": 0,
+      "spec.handler": "add_one"}),
+    ("function: full structured form",
+     fn(with_(STRUCTURED, tenant="test_tenant", functionName="add_one", packages=["numpy==2.1.3"],
+              imports=[{"location": "@udf_import_stage/imports/helper.py", "url": "http://127.0.0.1/h",
+                        "tag": "\"etag-1\"", "headers": {"X-A": "1"}}],
+              runtimeVersion="3.12.2", env={"API_TIMEOUT": "5", "_PRIVATE": "1", "A1": ""},
+              poolRef={"name": "big"}, replicas=2, minReplicas=1, maxReplicas=4,
+              idleTimeoutSeconds=600, resources={"limits": {"cpu": "2", "memory": "1Gi"}},
+              tags={"team": "a"}, options={"suspended": "false"})),
+     {"spec.poolRef.name": "big", "spec.replicas": 2, "spec.idleTimeoutSeconds": 600}),
+    ("function: zero-argument function",
+     fn(with_(STRUCTURED, inputTypes=[])),
+     {"spec.inputTypes": []}),
+    ("function: script form",
+     fn({"script": SCRIPT, "env": {"X": "1"}}),
+     {"spec.replicas": 1, "spec.poolRef.name": "default"}),
+    ("function: neither form (a CREATE WORKER with nothing to run)",
+     fn({"options": {"size": "small"}}),
+     {"spec.replicas": 1, "spec.poolRef.name": "default", "spec.idleTimeoutSeconds": 0}),
+    ("function: empty spec",
+     fn({}),
+     {"spec.replicas": 1}),
+    ("function: replicas equal to min and max",
+     fn(with_(STRUCTURED, replicas=3, minReplicas=3, maxReplicas=3)),
+     {"spec.replicas": 3}),
+    ("function: scaled to zero",
+     fn(with_(STRUCTURED, replicas=0, minReplicas=0)),
+     {"spec.replicas": 0}),
+    ("pool: minimal, defaults filled",
+     pool(POOL),
+     {"spec.replicas": 2, "spec.runtime.runtimeClassName": "gvisor", "spec.refill.maxPodsPerSecond": 5,
+      "spec.refill.maxInFlight": 10, "spec.readinessTimeoutSeconds": 120}),
+    ("pool: empty pool with placement and packages",
+     pool({"replicas": 0, "packages": ["numpy==2.1.3"],
+           "runtime": {"image": "w", "runtimeClassName": "runc-test", "nodeSelector": {"pool": "udf"},
+                       "tolerations": [{"operator": "Exists"}, {"key": "k", "operator": "Equal", "value": "v",
+                                                                  "effect": "NoSchedule"}],
+                       "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}}},
+           "refill": {"maxInFlight": 3}}),
+     {"spec.replicas": 0, "spec.runtime.runtimeClassName": "runc-test", "spec.refill.maxPodsPerSecond": 5,
+      "spec.refill.maxInFlight": 3}),
+]
+
+
+def dig(obj, path):
+    for part in path.split("."):
+        if not isinstance(obj, dict) or part not in obj:
+            return "<missing>"
+        obj = obj[part]
+    return obj
+
+
+def dry_run_create(kube, ns, obj):
+    return kube.kubectl("create", "--dry-run=server", "-n", ns, "-o", "json", "-f", "-",
+                        input=json.dumps(obj), check_rc=False)
+
+
+def main():
+    with shared_namespace("udf-crds-validation") as (kube, ns):
+        def invalid(obj, messages):
+            def t():
+                p = dry_run_create(kube, ns, obj)
+                check(p.returncode != 0, "accepted, should be rejected:\n" + p.stdout[:2000])
+                for m in messages:
+                    check(m in p.stderr, "rejection lacks %r:\n%s" % (m, p.stderr[:4000]))
+                # What the person applying the object reads (kubectl prints the same).
+                return "\n".join("     | " + line[:300] for line in p.stderr.strip().splitlines())
+            return t
+
+        def valid(obj, want):
+            def t():
+                p = dry_run_create(kube, ns, obj)
+                check(p.returncode == 0, "rejected, should be accepted:\n" + p.stderr)
+                got = json.loads(p.stdout)
+                for path, value in want.items():
+                    check(dig(got, path) == value, "%s is %r, want %r" % (path, dig(got, path), value))
+            return t
+
+        cases = [("reject " + n, invalid(o, m)) for n, o, m in INVALID]
+        cases += [("accept " + n, valid(o, w)) for n, o, w in VALID]
+        run_cases(cases)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Failure as e:
+        print("FAIL: %s" % e)
+        raise SystemExit(1)

@@ -1,0 +1,137 @@
+"""Shared by the kube integration tests: the kubetool driver, informer snapshots, server state.
+
+kubetool (tests/kube/kubetool.c, built with ASan+UBSan) is the C side; these helpers start it,
+read what it reports, and compare with what the API server says through kubectl.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+
+import cluster  # noqa: E402  (tests/lib)
+
+BUILD_DIR = os.environ.get("UDF_BUILD_DIR", os.path.join(cluster.SOURCE_DIR, "build"))
+KUBETOOL = os.path.join(BUILD_DIR, "tests", "kube", "kubetool")
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def fail(msg):
+    log("FAIL: " + msg)
+    sys.exit(1)
+
+
+def kubetool(kubeconfig, *args, check=True, timeout=120):
+    out = subprocess.run([KUBETOOL, "--kubeconfig", kubeconfig, *args], capture_output=True,
+                         text=True, timeout=timeout)
+    if check and out.returncode != 0:
+        fail(f"kubetool {' '.join(args)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}")
+    return out
+
+
+def kubectl(kubeconfig, *args, check=True, input=None):
+    out = cluster.kubectl(*args, kubeconfig=kubeconfig, check=False, input=input)
+    if check and out.returncode != 0:
+        fail(f"kubectl {' '.join(args)}: {out.stderr.strip()}")
+    return out
+
+
+def fresh_namespace(kubeconfig, prefix):
+    ns = f"{prefix}-{os.getpid()}"
+    kubectl(kubeconfig, "create", "namespace", ns)
+    return ns
+
+
+def server_state(kubeconfig, ns, resource="configmaps"):
+    """{"ns/name": resourceVersion} of every object, as the server has it now."""
+    out = kubectl(kubeconfig, "get", resource, "-n", ns, "-o", "json")
+    items = json.loads(out.stdout)["items"]
+    return {f"{i['metadata']['namespace']}/{i['metadata']['name']}":
+            i["metadata"]["resourceVersion"] for i in items}
+
+
+def configmap_list(ns, names, data=None):
+    """A v1 List manifest of ConfigMaps, for one kubectl call that creates many."""
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": n, "namespace": ns, "labels": {"kube-test": "yes"}},
+         "data": data or {"v": n}} for n in names]})
+
+
+class Informer:
+    """A kubetool informer process writing its cache's snapshot every 200 ms."""
+
+    def __init__(self, kubeconfig, ns, *extra, resource=("api/v1", "configmaps"), env=None):
+        self.dir = tempfile.mkdtemp(prefix="kube-informer-")
+        self.snapshot_path = os.path.join(self.dir, "snapshot.json")
+        self.log_path = os.path.join(self.dir, "informer.log")
+        self.logf = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [KUBETOOL, "--kubeconfig", kubeconfig, "informer", resource[0], resource[1], ns,
+             self.snapshot_path, *extra],
+            stdout=self.logf, stderr=subprocess.STDOUT, env=env)
+
+    def snapshot(self):
+        try:
+            with open(self.snapshot_path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def wait(self, predicate, timeout, what):
+        deadline = time.time() + timeout
+        snap = None
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                fail(f"informer exited with {self.proc.returncode} while waiting for {what}; "
+                     f"log:\n{self.log()}")
+            snap = self.snapshot()
+            if snap and predicate(snap):
+                return snap
+            time.sleep(0.2)
+        fail(f"timed out after {timeout}s waiting for {what}; last snapshot: "
+             f"{json.dumps(snap)[:2000]}\nlog tail:\n{self.log()[-4000:]}")
+
+    def converge(self, kubeconfig, ns, timeout, resource="configmaps"):
+        """Waits until the cache holds exactly what the server holds (names and versions)."""
+        deadline = time.time() + timeout
+        while True:
+            want = server_state(kubeconfig, ns, resource)
+            snap = self.snapshot()
+            if snap and snap.get("synced") and snap["objects"] == want:
+                return snap
+            if time.time() > deadline:
+                have = snap["objects"] if snap else {}
+                missing = sorted(set(want) - set(have))[:10]
+                extra = sorted(set(have) - set(want))[:10]
+                stale = sorted(k for k in want if k in have and have[k] != want[k])[:10]
+                fail(f"cache did not converge in {timeout}s: missing {missing}, extra {extra}, "
+                     f"stale {stale}; stats {({k: v for k, v in (snap or {}).items() if k not in ('objects', 'deleted')})}"
+                     f"\nlog tail:\n{self.log()[-4000:]}")
+            time.sleep(0.3)
+
+    def log(self):
+        self.logf.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                fail("informer did not stop on SIGTERM")
+        self.logf.close()
+        if self.proc.returncode != 0:
+            fail(f"informer exited {self.proc.returncode} (sanitizer report?):\n{self.log()[-6000:]}")

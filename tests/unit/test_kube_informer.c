@@ -1,0 +1,171 @@
+/* The informer cache fed with watch-stream bytes (no server): events, indexes, handlers. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "informer.h"
+
+struct counts {
+	int adds, updates, deletes;
+	char last_deleted[128];
+};
+
+static void on_add(void *arg, const cJSON *obj)
+{
+	((struct counts *)arg)->adds++;
+}
+
+static void on_update(void *arg, const cJSON *old, const cJSON *obj)
+{
+	struct counts *c = arg;
+	assert_string_equal(k8s_str(old, "metadata.name"), k8s_str(obj, "metadata.name"));
+	c->updates++;
+}
+
+static void on_delete(void *arg, const cJSON *obj)
+{
+	struct counts *c = arg;
+	c->deletes++;
+	snprintf(c->last_deleted, sizeof(c->last_deleted), "%s", k8s_str(obj, "metadata.name"));
+}
+
+struct fixture {
+	struct kube_client *client;
+	struct kube_informers *loop;
+	struct kube_informer *inf;
+	struct counts counts;
+};
+
+static int setup(void **state)
+{
+	static const char *cfgtext = "current-context: c\n"
+				     "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:9'}}]\n"
+				     "contexts: [{name: c, context: {cluster: k}}]\n";
+	static const struct kube_res pods = {"api/v1", "pods"};
+	static const char *const idx[] = {"pool", "fn", NULL};
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct kube_config *cfg;
+	char err[256];
+	struct kube_handlers h = {on_add, on_update, on_delete, NULL};
+	struct kube_informer_opts o = {.res = &pods, .index_labels = idx, .handlers = &h};
+
+	assert_int_equal(kube_config_parse(cfgtext, strlen(cfgtext), NULL, &cfg, err, sizeof(err)),
+			 0);
+	assert_int_equal(kube_client_new(cfg, &f->client), 0);
+	assert_int_equal(kube_informers_new(f->client, &f->loop), 0);
+	h.arg = &f->counts;
+	assert_int_equal(kube_informer_add(f->loop, &o, &f->inf), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	kube_informers_free(f->loop);
+	kube_client_free(f->client);
+	free(f);
+	return 0;
+}
+
+static void feed(struct fixture *f, const char *type, const char *ns, const char *name,
+		 const char *rv, const char *pool)
+{
+	char buf[512];
+	int n = snprintf(buf, sizeof(buf),
+			 "{\"type\":\"%s\",\"object\":{\"metadata\":{\"namespace\":\"%s\","
+			 "\"name\":\"%s\",\"resourceVersion\":\"%s\",\"labels\":{\"pool\":\"%s\"}}}}\n",
+			 type, ns, name, rv, pool);
+	assert_int_equal(kube_informer_feed_watch(f->inf, buf, (size_t)n), 0);
+}
+
+static int count_of(cJSON *arr)
+{
+	int n = cJSON_GetArraySize(arr);
+	cJSON_Delete(arr);
+	return n;
+}
+
+static void events_update_cache_indexes_and_handlers(void **state)
+{
+	struct fixture *f = *state;
+	struct kube_informer_stats st;
+	cJSON *o;
+
+	feed(f, "ADDED", "a", "p1", "10", "warm");
+	feed(f, "ADDED", "a", "p2", "11", "warm");
+	feed(f, "ADDED", "b", "p1", "12", "cold");
+	assert_int_equal(kube_informer_count(f->inf), 3);
+	assert_int_equal(count_of(kube_informer_by_label(f->inf, "pool", "warm")), 2);
+	assert_int_equal(count_of(kube_informer_by_label(f->inf, "pool", "cold")), 1);
+
+	/* A label change moves the object between index entries. */
+	feed(f, "MODIFIED", "a", "p2", "13", "cold");
+	assert_int_equal(count_of(kube_informer_by_label(f->inf, "pool", "warm")), 1);
+	assert_int_equal(count_of(kube_informer_by_label(f->inf, "pool", "cold")), 2);
+	o = kube_informer_get(f->inf, "a/p2");
+	assert_non_null(o);
+	assert_string_equal(k8s_str(o, "metadata.resourceVersion"), "13");
+	cJSON_Delete(o);
+
+	feed(f, "DELETED", "a", "p1", "14", "warm");
+	assert_null(kube_informer_get(f->inf, "a/p1"));
+	assert_int_equal(count_of(kube_informer_by_label(f->inf, "pool", "warm")), 0);
+	assert_int_equal(count_of(kube_informer_list(f->inf)), 2);
+
+	/* Bookmarks only move the resourceVersion. */
+	{
+		const char *bm = "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":"
+				 "{\"resourceVersion\":\"20\"}}}";
+		assert_int_equal(kube_informer_feed_watch(f->inf, bm, strlen(bm)), 0);
+	}
+	kube_informer_stats(f->inf, &st);
+	assert_string_equal(st.rv, "20");
+	assert_int_equal(st.events, 6);
+	assert_int_equal(f->counts.adds, 3);
+	assert_int_equal(f->counts.updates, 1);
+	assert_int_equal(f->counts.deletes, 1);
+	assert_string_equal(f->counts.last_deleted, "p1");
+	assert_int_equal(count_of(kube_informer_by_label(f->inf, "unindexed", "x")), 0);
+}
+
+static void gone_and_garbage_are_reported(void **state)
+{
+	struct fixture *f = *state;
+	const char *gone = "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"code\":410,"
+			   "\"reason\":\"Expired\"}}";
+	assert_int_equal(kube_informer_feed_watch(f->inf, gone, strlen(gone)), KUBE_EGONE);
+	assert_true(kube_informer_feed_watch(f->inf, "{\"type\":1}", 10) < 0);
+}
+
+static void object_keys(void **state)
+{
+	char buf[16];
+	cJSON *o = cJSON_Parse("{\"metadata\":{\"name\":\"n\",\"namespace\":\"ns\"}}");
+	cJSON *c = cJSON_Parse("{\"metadata\":{\"name\":\"node-1\"}}");
+	assert_int_equal(kube_object_key(o, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "ns/n");
+	assert_int_equal(kube_object_key(c, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "node-1");
+	assert_int_equal(kube_object_key(c, buf, 4), -ENAMETOOLONG);
+	cJSON_Delete(o);
+	cJSON_Delete(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(events_update_cache_indexes_and_handlers, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(gone_and_garbage_are_reported, setup, teardown),
+		cmocka_unit_test(object_keys),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

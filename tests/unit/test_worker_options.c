@@ -1,0 +1,107 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "options.h"
+#include "worker.h"
+
+static int run(struct worker_options *o, int argc, char **argv)
+{
+	return options_parse(argc, argv, o);
+}
+
+static void defaults(void **state)
+{
+	char *argv[] = {"udf-worker", NULL};
+	struct worker_options o;
+
+	unsetenv("UDF_PYTHON");
+	assert_int_equal(run(&o, 1, argv), 0);
+	assert_null(o.control_host);
+	assert_int_equal(o.control_port, 9000);
+	assert_int_equal(o.flight_port, 8815);
+	assert_int_equal(o.status_port, 8080);
+	assert_string_equal(o.control_token_file, "/var/run/udf-sandbox/control-token");
+	assert_string_equal(o.work_dir, "/app");
+	assert_string_equal(o.python, "python3");
+	assert_true(o.processes >= 1);
+	assert_true(o.zygote);
+	setenv("UDF_PYTHON", "/opt/udf/venv/bin/python", 1);
+	assert_int_equal(run(&o, 1, argv), 0);
+	assert_string_equal(o.python, "/opt/udf/venv/bin/python");
+	unsetenv("UDF_PYTHON");
+}
+
+static void flags(void **state)
+{
+	char *argv[] = {"udf-worker",	  "--control-bind-address=127.0.0.1:9100",
+			"--flight-port",  "9815",
+			"--processes=3",  "--no-zygote",
+			"--python=/x/py", NULL};
+	struct worker_options o;
+
+	assert_int_equal(run(&o, 7, argv), 0);
+	assert_string_equal(o.control_host, "127.0.0.1");
+	assert_int_equal(o.control_port, 9100);
+	assert_int_equal(o.flight_port, 9815);
+	assert_int_equal(o.processes, 3);
+	assert_false(o.zygote);
+	assert_string_equal(o.python, "/x/py");
+}
+
+static void bad_flags(void **state)
+{
+	char *a[] = {"udf-worker", "--flight-port=0", NULL};
+	char *b[] = {"udf-worker", "--processes=x", NULL};
+	char *c[] = {"udf-worker", "--control-bind-address=host", NULL};
+	char *d[] = {"udf-worker", "--wat", NULL};
+	char *e[] = {"udf-worker", "stray", NULL};
+	struct worker_options o;
+
+	assert_int_equal(run(&o, 2, a), -22);
+	assert_int_equal(run(&o, 2, b), -22);
+	assert_int_equal(run(&o, 2, c), -22);
+	assert_int_equal(run(&o, 2, d), -22);
+	assert_int_equal(run(&o, 2, e), -22);
+}
+
+static void addresses(void **state)
+{
+	char host[64];
+	int port;
+
+	assert_int_equal(options_parse_address(":9000", host, sizeof(host), &port), 0);
+	assert_string_equal(host, "");
+	assert_int_equal(port, 9000);
+	assert_int_equal(options_parse_address("0.0.0.0:1", host, sizeof(host), &port), 0);
+	assert_string_equal(host, "");
+	assert_int_equal(options_parse_address("[::1]:80", host, sizeof(host), &port), 0);
+	assert_string_equal(host, "::1");
+	assert_int_equal(options_parse_address("10.0.0.1:65536", host, sizeof(host), &port), -22);
+	assert_int_equal(options_parse_address("10.0.0.1:", host, sizeof(host), &port), -22);
+}
+
+static void token_compare(void **state)
+{
+	assert_true(worker_token_equal("abc", "abc"));
+	assert_false(worker_token_equal("abc", "abd"));
+	assert_false(worker_token_equal("abc", "abcd"));
+	assert_false(worker_token_equal("abcd", "abc"));
+	assert_false(worker_token_equal("", ""));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(defaults),	     cmocka_unit_test(flags),
+	    cmocka_unit_test(bad_flags),     cmocka_unit_test(addresses),
+	    cmocka_unit_test(token_compare),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

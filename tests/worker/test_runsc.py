@@ -1,0 +1,110 @@
+"""udf-worker under gVisor: `runsc --platform=systrap --network=sandbox do udf-worker ...`.
+The worker is PID 1 of the sandbox; it is reached at the sandbox's own address. Covers the
+structured form (token, NOT NULL typing, values), the script form, an os.abort() restart and
+a SIGTERM drain. Skipped (passes) when ~/.cache/udf-sandbox/bin/runsc is missing."""
+
+import os
+import random
+import sys
+import time
+
+import pyarrow as pa
+import pyarrow.flight as flight
+
+import workerlib as wl
+import test_script
+
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def sandboxed(processes=1):
+    w = wl.Worker(processes=processes)
+    ip = f"192.168.{random.randint(100, 250)}.2"
+    w.host = ip
+    args = [a.replace("127.0.0.1:", ":") for a in w.args]
+    w.args = [wl.RUNSC, "--platform=systrap", "--network=sandbox", "do", "-ip", ip, "-quiet",
+              *args]
+    return w
+
+
+CODE = """
+import os
+def f(x):
+    if x == -1:
+        os.abort()
+    return x + 1
+"""
+
+
+def main():
+    if not os.access(wl.RUNSC, os.X_OK):
+        print(f"SKIP: no runsc at {wl.RUNSC} (hack/runsc.sh builds it)")
+        return 0
+    body = wl.structured(function="f", handler="f", input_types=["INT"], result_type="INT",
+                         code=CODE)
+    t0 = time.time()
+    w = sandboxed()
+    with w:
+        check(True, f"runsc: control API answers after {time.time() - t0:.2f}s")
+        time.sleep(0.5)  # let the zygote warm up, as an idle pool pod would
+        t0 = time.time()
+        status, _ = w.specialize(body)
+        st = w.wait_state()
+        check(status == 202 and st["state"] == "ready",
+              f"runsc: specialize -> ready in {1000 * (time.time() - t0):.0f} ms "
+              f"(zygote={st['from_zygote']})")
+        values = list(range(65536))
+        t = wl.call(w.flight_port, "f", wl.int_batch(values), body["token"], host=w.host)
+        check(t.column(0).to_pylist() == [v + 1 for v in values], "runsc: values")
+        check(t.schema.field(0).nullable is False, "runsc: INT result NOT NULL")
+        try:
+            wl.call(w.flight_port, "f", wl.int_batch([1]), "wrong", host=w.host)
+            check(False, "runsc: wrong token accepted")
+        except flight.FlightUnauthenticatedError:
+            check(True, "runsc: wrong token -> UNAUTHENTICATED")
+        try:
+            wl.call(w.flight_port, "f", wl.int_batch([-1]), body["token"], host=w.host)
+            check(False, "runsc: abort call succeeded")
+        except (flight.FlightError, pa.ArrowException):
+            check(True, "runsc: the os.abort() call fails")
+        deadline = time.time() + 15
+        ok = False
+        while time.time() < deadline and not ok:
+            try:
+                wl.call(w.flight_port, "f", wl.int_batch([1]), body["token"], host=w.host)
+                ok = True
+            except (flight.FlightError, pa.ArrowException):
+                time.sleep(0.05)
+        check(ok, "runsc: the next call works")
+        check(w.status()["restarts"] == 1, "runsc: one restart")
+        check(w.stop() == 0, "runsc: SIGTERM drains, exit 0")
+
+    w = sandboxed()
+    with w:
+        token = "script-token"
+        body = {"function": "add_one", "tenant": "test_tenant", "token": token,
+                "script": test_script.make_script(w.work_dir, "add_one", ["INT"], "INT",
+                                                  "def add_one(x):\n    return x + 1\n")}
+        t0 = time.time()
+        w.specialize(body)
+        st = w.wait_state()
+        check(st["state"] == "ready",
+              f"runsc script: ready in {1000 * (time.time() - t0):.0f} ms: {st['state']}")
+        t = wl.call(w.flight_port, "add_one", wl.int_batch([1, 2]), token, host=w.host)
+        check(t.column(0).to_pylist() == [2, 3] and not t.schema.field(0).nullable,
+              "runsc script: values, NOT NULL")
+    if failures:
+        print(f"{len(failures)} failure(s)")
+        return 1
+    print("all passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
