@@ -25,8 +25,9 @@ case "${1:-}" in
 *) echo "hack/helm.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
 esac
 
-# The stamp names the build recipe too, so a changed recipe rebuilds a cached helm.
-STAMP="$HELM_VERSION k8s-version-stamped"
+# Bump RECIPE when helm_build changes, so a cached helm from the old recipe is rebuilt.
+RECIPE=2
+STAMP="$HELM_VERSION recipe $RECIPE"
 if [ -x "$UDF_BIN/helm" ] && [ "$(cat "$UDF_BIN/.helm.version" 2>/dev/null)" = "$STAMP" ]; then
 	echo "helm: $HELM_VERSION cached in $UDF_BIN"
 	exit 0
@@ -36,22 +37,24 @@ export CGO_ENABLED=0 GOTOOLCHAIN=local
 mkdir -p "$UDF_BIN"
 
 helm_build() {
+	rm -f "$UDF_BIN/.helm.version"
 	local v="helm.sh/helm/v3/internal/version" gomod kminor ldflags p
 	gomod=$(cd "$UDF_CACHE" && go mod download -json "helm.sh/helm/v3@$HELM_VERSION" |
 		sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')
-	[ -f "$gomod" ] || die "could not download helm.sh/helm/v3@$HELM_VERSION"
+	[ -f "$gomod" ] || { echo "could not download helm.sh/helm/v3@$HELM_VERSION" >&2; return 1; }
 	# The Kubernetes minor of helm's client-go (k8s.io/client-go v0.34.2 -> 34).
 	kminor=$(sed -n 's#^[[:space:]]*k8s.io/client-go v0\.\([0-9]*\)\..*#\1#p' "$gomod")
-	[ -n "$kminor" ] || die "no k8s.io/client-go in $gomod"
+	[ -n "$kminor" ] || { echo "no k8s.io/client-go in $gomod" >&2; return 1; }
 	# The stamps helm's own Makefile sets: `helm version` says what was built, and `helm
 	# template`/`helm lint` assume that Kubernetes version, not their 1.20 fallback.
 	ldflags="-s -w -X $v.version=$HELM_VERSION -X $v.gitTreeState=clean"
 	for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
 		ldflags+=" -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$kminor"
 	done
-	# go install pkg@version resolves helm's own go.mod, outside any module of ours.
+	# go install pkg@version resolves helm's own go.mod, outside any module of ours. (step runs
+	# this function in an `if`, where set -e is off: every failure returns explicitly.)
 	GOBIN="$UDF_BIN" GOFLAGS=-mod=mod go install -trimpath -ldflags "$ldflags" \
-		"helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+		"helm.sh/helm/v3/cmd/helm@$HELM_VERSION" || return 1
 	echo "$STAMP" >"$UDF_BIN/.helm.version"
 }
 

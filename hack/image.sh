@@ -18,8 +18,7 @@ WORKER_VENV="/opt/udf/venv"
 WORKER_UID=10001
 # The operator image: only the runtime libraries bin/udf-operator links against.
 # operator/Dockerfile installs the same list.
-OPERATOR_DEBS=(ca-certificates libcurl4 libcjson1 libyaml-0-2 libprotobuf-c1 libgrpc29
-	libwebsockets17 libssl3)
+OPERATOR_DEBS=(ca-certificates libcurl4 libcjson1 libyaml-0-2 libprotobuf-c1 libgrpc29 libssl3 libatomic1)
 OPERATOR_UID=10002
 
 IMAGES="$UDF_CACHE/images"
@@ -27,7 +26,8 @@ LAYOUT="$IMAGES/oci"
 
 usage() {
 	cat <<USAGE
-usage: hack/image.sh [--help] [pause|worker|worker-base|operator|all]... | import [--address SOCKET]
+usage: hack/image.sh [--help] [pause|worker|worker-base|operator|all]...
+       hack/image.sh import [--address SOCKET] | packages worker|operator
 
   pause     localhost/pause:dev, the pod sandbox image (a static pause binary, one layer)
   worker    localhost/udf-worker:dev: Debian $SUITE + ${WORKER_DEBS[*]},
@@ -37,6 +37,7 @@ usage: hack/image.sh [--help] [pause|worker|worker-base|operator|all]... | impor
   operator  localhost/udf-operator:dev: Debian $SUITE minbase + the runtime libraries of
             bin/udf-operator, entrypoint bin/udf-operator (uid $OPERATOR_UID)
   all       all three (the default)
+  packages worker|operator  print the image's Debian packages and pip pins
   import    import every built image into a containerd (default: the node's socket) in
             namespace k8s.io; an image already imported unchanged is skipped
 
@@ -112,6 +113,30 @@ in_chroot() {
 	return "$rc"
 }
 
+# keep_rootfs DIR TAG: keeps a base's root filesystem (for check_libs), dropping older ones
+# of the same image.
+keep_rootfs() {
+	local dir="$1" tag="$2"
+	mkdir -p "$IMAGES/rootfs"
+	rm -rf "$IMAGES/rootfs/${tag%-*}"-*
+	mv "$dir" "$IMAGES/rootfs/$tag"
+}
+
+# check_libs TAG BINARY: every shared library BINARY needs resolves inside the base's root
+# filesystem, so a binary linked against a new library fails here, not in a pod.
+check_libs() {
+	local rootfs="$IMAGES/rootfs/$1" bin="$2" missing
+	if [ ! -d "$rootfs" ]; then
+		echo "image: no root filesystem kept for $1; library check skipped" >&2
+		return 0
+	fi
+	cp "$bin" "$rootfs/tmp/check-libs"
+	missing=$(chroot "$rootfs" /usr/bin/ldd /tmp/check-libs 2>&1 | grep 'not found' || true)
+	rm -f "$rootfs/tmp/check-libs"
+	[ -z "$missing" ] || die "$(basename "$bin") needs libraries the image lacks (add their Debian packages):
+$missing"
+}
+
 # --- pause --------------------------------------------------------------------------------
 
 build_pause() {
@@ -162,7 +187,7 @@ build_worker_base() {
 	umoci config --image "$LAYOUT:$tag.tmp" --history.created_by \
 		"debootstrap $SUITE ${WORKER_DEBS[*]}; python3 -m venv $WORKER_VENV; pip install ${WORKER_PIP[*]}"
 	retag "$tag.tmp" "$tag"
-	rm -rf "$rootfs"
+	keep_rootfs "$rootfs" "$tag"
 }
 
 build_worker() {
@@ -175,6 +200,7 @@ build_worker() {
 		echo "image: localhost/udf-worker:dev up to date"
 		return 0
 	fi
+	check_libs "$base" "$bin"
 	rm -rf "$work"
 	mkdir -p "$work/bin"
 	cp "$bin" "$work/bin/udf-worker"
@@ -209,7 +235,7 @@ build_operator_base() {
 	umoci insert --image "$LAYOUT:$tag.tmp" "$rootfs" /
 	umoci config --image "$LAYOUT:$tag.tmp" --history.created_by "debootstrap $SUITE ${OPERATOR_DEBS[*]}"
 	retag "$tag.tmp" "$tag"
-	rm -rf "$rootfs"
+	keep_rootfs "$rootfs" "$tag"
 }
 
 build_operator() {
@@ -222,6 +248,7 @@ build_operator() {
 		echo "image: localhost/udf-operator:dev up to date"
 		return 0
 	fi
+	check_libs "$base" "$bin"
 	rm -rf "$work"
 	mkdir -p "$work"
 	cp "$bin" "$work/udf-operator"
@@ -271,6 +298,14 @@ case "${1:-}" in
 import)
 	shift
 	cmd_import "$@"
+	exit 0
+	;;
+packages)
+	case "${2:-}" in
+	worker) echo "deb: ${WORKER_DEBS[*]}" && echo "pip: ${WORKER_PIP[*]}" ;;
+	operator) echo "deb: ${OPERATOR_DEBS[*]}" ;;
+	*) die "packages takes worker or operator" ;;
+	esac
 	exit 0
 	;;
 esac

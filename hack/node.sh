@@ -586,6 +586,7 @@ cmd_up() {
 	step "node: containerd (hack/containerd.sh)" "$here/containerd.sh"
 	step "node: pause image (hack/image.sh pause)" "$here/image.sh" pause
 	if all_running && node_ready; then
+		step "node: import images" import_images
 		echo "node: already up ($(node_name) Ready)"
 		return 0
 	fi

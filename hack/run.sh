@@ -27,7 +27,7 @@ up_args=()
 "$here/cluster.sh" up "${up_args[@]}"
 kubeconfig="$("$here/cluster.sh" env kubeconfig)"
 if compgen -G "$root/crds/*.yaml" >/dev/null; then
-	step "run: kubectl apply -f crds/" "$UDF_BIN/kubectl" --kubeconfig "$kubeconfig" apply \
+	step "run: kubectl apply -f crds/" "$UDF_BIN/kubectl" --kubeconfig "$kubeconfig" apply --force-conflicts \
 		--server-side -f "$root/crds/"
 fi
 grpc="${GRPC_ADDRESS:-127.0.0.1:50051}"

@@ -12,11 +12,14 @@
 #include <time.h>
 
 #include "config.h"
+#include "functions.h"
 #include "health.h"
 #include "httpd.h"
 #include "log.h"
+#include "naming.h"
 #include "rest.h"
 #include "rpc.h"
+#include "udf_service.h"
 
 #define EXIT_USAGE 2
 
@@ -26,6 +29,7 @@ struct options {
 	const char *grpc_tls_cert;
 	const char *grpc_tls_key;
 	const char *health_bind;
+	const char *tenant_ns_prefix;
 	enum log_level log_level;
 	enum log_format log_format;
 };
@@ -41,64 +45,87 @@ struct operator_state {
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: udf-operator [flags]\n"
-		"\n"
-		"Runs Databend's sandboxed Python UDFs in gVisor pods: watches UdfFunction and\n"
-		"UdfWarmPool resources and serves the gRPC endpoint query nodes call.\n"
-		"\n"
-		"Flags:\n"
-		"  --kubeconfig PATH           kubeconfig to use; default: in-cluster service account\n"
-		"                              when KUBERNETES_SERVICE_HOST is set, else $KUBECONFIG,\n"
-		"                              else ~/.kube/config\n"
-		"  --grpc-bind-address ADDR    gRPC listen address (default :50051)\n"
-		"  --grpc-tls-cert FILE        serve gRPC over TLS with this PEM certificate chain\n"
-		"  --grpc-tls-key FILE         ... and this PEM private key (both or neither)\n"
-		"  --health-bind-address ADDR  HTTP /healthz, /readyz, /metrics (default :8081;\n"
-		"                              0 disables)\n"
-		"  --log-format text|json      log line format (default text)\n"
-		"  --log-level LEVEL           debug, info, warn or error (default info)\n"
-		"  --version                   print the version and exit\n"
-		"  -h, --help                  this help\n");
+	fprintf(
+	    out,
+	    "usage: udf-operator [flags]\n"
+	    "\n"
+	    "Runs Databend's sandboxed Python UDFs in gVisor pods: watches UdfFunction and\n"
+	    "UdfWarmPool resources and serves the gRPC endpoint query nodes call.\n"
+	    "\n"
+	    "Flags:\n"
+	    "  --kubeconfig PATH           kubeconfig to use; default: in-cluster service account\n"
+	    "                              when KUBERNETES_SERVICE_HOST is set, else $KUBECONFIG,\n"
+	    "                              else ~/.kube/config\n"
+	    "  --grpc-bind-address ADDR    gRPC listen address (default :50051)\n"
+	    "  --grpc-tls-cert FILE        serve gRPC over TLS with this PEM certificate chain\n"
+	    "  --grpc-tls-key FILE         ... and this PEM private key (both or neither)\n"
+	    "  --health-bind-address ADDR  HTTP /healthz, /readyz, /metrics (default :8081;\n"
+	    "                              0 disables)\n"
+	    "  --log-format text|json      log line format (default text)\n"
+	    "  --log-level LEVEL           debug, info, warn or error (default info)\n"
+	    "  --version                   print the version and exit\n"
+	    "  -h, --help                  this help\n");
 }
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_KUBECONFIG = 256, OPT_GRPC, OPT_TLS_CERT, OPT_TLS_KEY, OPT_HEALTH,
-	       OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_VERSION };
+	enum {
+		OPT_KUBECONFIG = 256,
+		OPT_GRPC,
+		OPT_TLS_CERT,
+		OPT_TLS_KEY,
+		OPT_HEALTH,
+		OPT_LOG_FORMAT,
+		OPT_LOG_LEVEL,
+		OPT_VERSION
+	};
 	static const struct option longopts[] = {
-		{"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
-		{"grpc-bind-address", required_argument, NULL, OPT_GRPC},
-		{"grpc-tls-cert", required_argument, NULL, OPT_TLS_CERT},
-		{"grpc-tls-key", required_argument, NULL, OPT_TLS_KEY},
-		{"health-bind-address", required_argument, NULL, OPT_HEALTH},
-		{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
-		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-		{"version", no_argument, NULL, OPT_VERSION},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
+	    {"grpc-bind-address", required_argument, NULL, OPT_GRPC},
+	    {"grpc-tls-cert", required_argument, NULL, OPT_TLS_CERT},
+	    {"grpc-tls-key", required_argument, NULL, OPT_TLS_KEY},
+	    {"health-bind-address", required_argument, NULL, OPT_HEALTH},
+	    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+	    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	    {"version", no_argument, NULL, OPT_VERSION},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
-		case OPT_KUBECONFIG: o->kubeconfig = optarg; break;
-		case OPT_GRPC: o->grpc_bind = optarg; break;
-		case OPT_TLS_CERT: o->grpc_tls_cert = optarg; break;
-		case OPT_TLS_KEY: o->grpc_tls_key = optarg; break;
-		case OPT_HEALTH: o->health_bind = optarg; break;
+		case OPT_KUBECONFIG:
+			o->kubeconfig = optarg;
+			break;
+		case OPT_GRPC:
+			o->grpc_bind = optarg;
+			break;
+		case OPT_TLS_CERT:
+			o->grpc_tls_cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			o->grpc_tls_key = optarg;
+			break;
+		case OPT_HEALTH:
+			o->health_bind = optarg;
+			break;
 		case OPT_LOG_FORMAT:
 			if (log_parse_format(optarg, &o->log_format) < 0) {
-				fprintf(stderr, "udf-operator: --log-format must be text or json, not "
-						"\"%s\"\n", optarg);
+				fprintf(stderr,
+					"udf-operator: --log-format must be text or json, not "
+					"\"%s\"\n",
+					optarg);
 				return -EINVAL;
 			}
 			break;
 		case OPT_LOG_LEVEL:
 			if (log_parse_level(optarg, &o->log_level) < 0) {
-				fprintf(stderr, "udf-operator: --log-level must be debug, info, warn or "
-						"error, not \"%s\"\n", optarg);
+				fprintf(stderr,
+					"udf-operator: --log-level must be debug, info, warn or "
+					"error, not \"%s\"\n",
+					optarg);
 				return -EINVAL;
 			}
 			break;
@@ -121,6 +148,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 	if (optind < argc) {
 		fprintf(stderr, "udf-operator: unexpected argument \"%s\" (see --help)\n",
 			argv[optind]);
+		return -EINVAL;
+	}
+	if (!naming_prefix_valid(o->tenant_ns_prefix)) {
+		fprintf(stderr, "udf-operator: --tenant-namespace-prefix must be 1 to %d of a-z, 0-9 "
+				"and -, starting with a letter, not \"%s\"\n", NAMING_PREFIX_MAX,
+			o->tenant_ns_prefix);
 		return -EINVAL;
 	}
 	if (!o->grpc_tls_cert != !o->grpc_tls_key) {
@@ -157,7 +190,8 @@ static void probe_apiserver(struct operator_state *st)
 		snprintf(st->server_version, sizeof(st->server_version), "%s", ver ? ver : "?");
 		if (!was)
 			log_info("main", "API server %s reachable (Kubernetes %s); serving",
-				 kube_config_server(kube_client_config(st->kube)), st->server_version);
+				 kube_config_server(kube_client_config(st->kube)),
+				 st->server_version);
 	} else {
 		atomic_fetch_add(&st->probes_failed, 1);
 		if (was || atomic_load(&st->probes_failed) == 1) {
@@ -166,8 +200,9 @@ static void probe_apiserver(struct operator_state *st)
 					 kube_config_server(kube_client_config(st->kube)),
 					 kube_strerror(rc));
 			else
-				log_warn("main", "API server %s answered /version with HTTP %ld; not "
-						 "serving",
+				log_warn("main",
+					 "API server %s answered /version with HTTP %ld; not "
+					 "serving",
 					 kube_config_server(kube_client_config(st->kube)),
 					 resp.http_status);
 		}
@@ -176,8 +211,7 @@ static void probe_apiserver(struct operator_state *st)
 	kube_response_free(&resp);
 }
 
-static void http_handler(const char *path, int *status, char **body, const char **ctype,
-			 void *arg)
+static void http_handler(const char *path, int *status, char **body, const char **ctype, void *arg)
 {
 	struct operator_state *st = arg;
 	int serving = health_is_serving(st->health);
@@ -212,14 +246,15 @@ static void http_handler(const char *path, int *status, char **body, const char 
 int main(int argc, char **argv)
 {
 	struct options o = {
-		.grpc_bind = ":50051",
-		.health_bind = ":8081",
-		.log_level = LOG_LEVEL_INFO,
-		.log_format = LOG_FORMAT_TEXT,
+	    .grpc_bind = ":50051",
+	    .health_bind = ":8081",
+	    .log_level = LOG_LEVEL_INFO,
+	    .log_format = LOG_FORMAT_TEXT,
 	};
 	struct operator_state st = {0};
 	struct kube_config *cfg = NULL;
 	struct rpc_server *rpc = NULL;
+	struct functions *fns = NULL;
 	struct httpd *http = NULL;
 	char err[512] = "";
 	int rc = EXIT_FAILURE;
@@ -249,15 +284,21 @@ int main(int argc, char **argv)
 		goto out_kube;
 
 	struct rpc_server_options ro = {
-		.bind_address = o.grpc_bind,
-		.tls_cert_file = o.grpc_tls_cert,
-		.tls_key_file = o.grpc_tls_key,
+	    .bind_address = o.grpc_bind,
+	    .tls_cert_file = o.grpc_tls_cert,
+	    .tls_key_file = o.grpc_tls_key,
 	};
 	if (rpc_server_new(&ro, &rpc, err, sizeof(err)) < 0) {
 		log_error("main", "gRPC: %s", err);
 		goto out_health;
 	}
-	if (health_register(rpc, st.health) < 0 || rpc_server_start(rpc) < 0) {
+	struct functions_options fo = {.kube = st.kube, .ns_prefix = o.tenant_ns_prefix};
+	if (functions_new(&fo, &fns) < 0 || functions_start(fns) < 0) {
+		log_error("main", "cannot start the UdfFunction informers");
+		goto out_rpc;
+	}
+	if (health_register(rpc, st.health) < 0 || udf_service_register(rpc, fns) < 0 ||
+	    rpc_server_start(rpc) < 0) {
 		log_error("main", "cannot start the gRPC server");
 		goto out_rpc;
 	}
@@ -277,7 +318,8 @@ int main(int argc, char **argv)
 		struct timespec wait = {.tv_sec = atomic_load(&st.reachable) ? 2 : 1};
 		int sig = sigtimedwait(&sigs, NULL, &wait);
 		if (sig == SIGINT || sig == SIGTERM) {
-			log_info("main", "%s received; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+			log_info("main", "%s received; shutting down",
+				 sig == SIGINT ? "SIGINT" : "SIGTERM");
 			break;
 		}
 	}
@@ -285,7 +327,9 @@ int main(int argc, char **argv)
 
 	httpd_stop(http);
 out_rpc:
+	functions_shutdown(fns); /* parked calls answer now, so the server need not wait */
 	rpc_server_stop(rpc, 5000);
+	functions_free(fns);
 out_health:
 	health_state_free(st.health);
 out_kube:

@@ -32,6 +32,8 @@ static void usage(FILE *f)
 	    "  --runtime-dir DIR            the Python stub and hooks (default %s)\n"
 	    "  --no-zygote                  start Python from scratch on specialize\n"
 	    "  --drain-seconds N            SIGTERM grace for the servers (default 20)\n"
+	    "  --specialize-timeout N       fail a specialization not ready after N s (default "
+	    "900)\n"
 	    "  --import-timeout N           seconds per import download (default 120)\n"
 	    "  --import-max-bytes N         size cap per import (default 268435456)\n"
 	    "  --log-level L                debug|info|warn|error (default info)\n"
@@ -84,21 +86,41 @@ static int parse_int(const char *flag, const char *s, long long min, long long m
 	return 0;
 }
 
+static long long read_number(const char *path)
+{
+	long long v = -1;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%lld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+/* The CPU limit the cgroup gives (rounded up), 0 when there is none. */
 static int cgroup_cpus(void)
 {
 	char buf[128];
 	long long quota, period;
 	FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
 
-	if (!f)
-		return 0;
-	if (!fgets(buf, sizeof(buf), f)) {
+	if (f) {
+		if (!fgets(buf, sizeof(buf), f)) {
+			fclose(f);
+			return 0;
+		}
 		fclose(f);
-		return 0;
+		if (sscanf(buf, "%lld %lld", &quota, &period) != 2 || period <= 0)
+			return 0; /* "max 100000": no limit */
+		return (int)((quota + period - 1) / period);
 	}
-	fclose(f);
-	if (sscanf(buf, "%lld %lld", &quota, &period) != 2 || period <= 0)
-		return 0; /* "max 100000": no limit */
+	/* cgroup v1 */
+	quota = read_number("/sys/fs/cgroup/cpu/cpu.cfs_quota_us");
+	period = read_number("/sys/fs/cgroup/cpu/cpu.cfs_period_us");
+	if (quota <= 0 || period <= 0)
+		return 0;
 	return (int)((quota + period - 1) / period);
 }
 
@@ -128,6 +150,7 @@ int options_parse(int argc, char **argv, struct worker_options *o)
 		OPT_RUNTIME,
 		OPT_NO_ZYGOTE,
 		OPT_DRAIN,
+		OPT_SPECIALIZE_TIMEOUT,
 		OPT_IMPORT_TIMEOUT,
 		OPT_IMPORT_MAX,
 		OPT_LOG_LEVEL,
@@ -147,6 +170,7 @@ int options_parse(int argc, char **argv, struct worker_options *o)
 	    {"runtime-dir", required_argument, NULL, OPT_RUNTIME},
 	    {"no-zygote", no_argument, NULL, OPT_NO_ZYGOTE},
 	    {"drain-seconds", required_argument, NULL, OPT_DRAIN},
+	    {"specialize-timeout", required_argument, NULL, OPT_SPECIALIZE_TIMEOUT},
 	    {"import-timeout", required_argument, NULL, OPT_IMPORT_TIMEOUT},
 	    {"import-max-bytes", required_argument, NULL, OPT_IMPORT_MAX},
 	    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -170,6 +194,7 @@ int options_parse(int argc, char **argv, struct worker_options *o)
 	o->runtime_dir = UDF_WORKER_RUNTIME_DIR;
 	o->zygote = 1;
 	o->drain_seconds = 20;
+	o->specialize_timeout_seconds = 900;
 	o->import_timeout_seconds = 120;
 	o->import_max_bytes = 256LL << 20;
 	o->log_level = "info";
@@ -230,6 +255,11 @@ int options_parse(int argc, char **argv, struct worker_options *o)
 			if (parse_int("--drain-seconds", optarg, 0, 3600, &v))
 				return -EINVAL;
 			o->drain_seconds = (int)v;
+			break;
+		case OPT_SPECIALIZE_TIMEOUT:
+			if (parse_int("--specialize-timeout", optarg, 1, 86400, &v))
+				return -EINVAL;
+			o->specialize_timeout_seconds = (int)v;
 			break;
 		case OPT_IMPORT_TIMEOUT:
 			if (parse_int("--import-timeout", optarg, 1, 3600, &v))

@@ -25,6 +25,7 @@ struct worker_options {
 	const char *runtime_dir;
 	int zygote;
 	int drain_seconds;
+	int specialize_timeout_seconds;
 	long import_timeout_seconds;
 	long long import_max_bytes;
 	const char *log_level;

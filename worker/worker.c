@@ -1339,6 +1339,19 @@ void worker_supervise(void)
 					timeout = (int)(w.slots[i].restart_at_ms - now);
 			}
 		}
+		if (w.state == STATE_SPECIALIZING &&
+		    now - w.t0_ms > (long long)w.opts->specialize_timeout_seconds * 1000) {
+			char reason[128], step[sizeof(w.step)];
+
+			snprintf(reason, sizeof(reason), "not ready after %d s",
+				 w.opts->specialize_timeout_seconds);
+			memcpy(step, w.step, sizeof(step)); /* set_failed() writes w.step */
+			set_failed(step, reason);
+			for (i = 0; i < MAX_PROCS; i++)
+				if (w.procs[i].used && !w.procs[i].exited &&
+				    w.procs[i].kind != PROC_ZYGOTE)
+					kill(-w.procs[i].pid, SIGKILL);
+		}
 		if (w.draining) {
 			if (!children_left()) {
 				w.done = 1;

@@ -200,6 +200,15 @@ def main():
     if row_rate:
         line("ratio: our stub (1 process) / databend-udf row mode", results[1] / row_rate, "x")
 
+    if os.access(wl.RUNSC, os.X_OK):
+        with runsc_worker(processes=1) as w:
+            w.specialize(body)
+            assert w.wait_state()["state"] == "ready"
+            rate = rows_per_second(w.flight_port, "add_one", body["token"], args.seconds,
+                                   host=w.host)
+            line("udf-worker stub under runsc systrap, 1 process, 1 client", rate, "rows/s",
+                 f"{rate / results[1]:.2f}x plain process")
+
     for zygote in (True, False):
         med, all_ = specialize_latency(lambda: wl.Worker(zygote=zygote), body, args.runs)
         line(f"specialize -> first answer, plain process, zygote={'on' if zygote else 'off'}",

@@ -13,10 +13,10 @@ struct health_state {
 
 /* Names a probe may ask for: "" means the whole server. */
 static const char *const known_services[] = {
-	"",
-	"udfproto.UdfService",
-	"resourceproto.ResourceService",
-	"resourceproto.WorkerService",
+    "",
+    "udfproto.UdfService",
+    "resourceproto.ResourceService",
+    "resourceproto.WorkerService",
 };
 
 int health_state_new(struct health_state **out)
@@ -47,7 +47,7 @@ enum rpc_status health_check(const struct health_state *h, const uint8_t *req, s
 			     uint8_t **resp, size_t *resp_len, const char **msg)
 {
 	Grpc__Health__V1__HealthCheckRequest *in =
-		grpc__health__v1__health_check_request__unpack(NULL, len, req);
+	    grpc__health__v1__health_check_request__unpack(NULL, len, req);
 	if (!in) {
 		*msg = "the HealthCheckRequest could not be decoded";
 		return RPC_INVALID_ARGUMENT;
@@ -64,8 +64,8 @@ enum rpc_status health_check(const struct health_state *h, const uint8_t *req, s
 	}
 	Grpc__Health__V1__HealthCheckResponse out = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
 	out.status = health_is_serving(h)
-			     ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
-			     : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+			 ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+			 : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
 	size_t n = grpc__health__v1__health_check_response__get_packed_size(&out);
 	uint8_t *buf = malloc(n ? n : 1);
 	if (!buf) {

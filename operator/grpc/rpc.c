@@ -261,8 +261,8 @@ static void *cq_thread(void *arg)
 {
 	struct rpc_server *s = arg;
 	for (;;) {
-		grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
-							   NULL);
+		grpc_event ev =
+		    grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
 		if (ev.type != GRPC_OP_COMPLETE)
@@ -432,7 +432,7 @@ static grpc_server_credentials *make_credentials(const struct rpc_server_options
 	}
 	grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
 	grpc_server_credentials *creds = grpc_ssl_server_credentials_create_ex(
-		NULL, &pair, 1, GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE, NULL);
+	    NULL, &pair, 1, GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE, NULL);
 	memset(key, 0, klen);
 	free(key);
 	free(cert);
@@ -464,7 +464,7 @@ int rpc_server_new(const struct rpc_server_options *opts, struct rpc_server **ou
 	args[1].type = GRPC_ARG_INTEGER;
 	args[1].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
 	args[1].value.integer =
-		(int)(opts->max_message_bytes ? opts->max_message_bytes : RPC_DEFAULT_MAXMSG);
+	    (int)(opts->max_message_bytes ? opts->max_message_bytes : RPC_DEFAULT_MAXMSG);
 	grpc_channel_args chargs = {.num_args = 2, .args = args};
 
 	s->server = grpc_server_create(&chargs, NULL);
@@ -562,8 +562,8 @@ void rpc_server_stop(struct rpc_server *s, int grace_ms)
 		if (!wait_until(s, &s->shutdown_done, rpc_now_ms() + grace_ms)) {
 			log_info("grpc", "grace period over; cancelling the calls still in flight");
 			grpc_server_cancel_all_calls(s->server);
-			/* Every handler answers its call (the call's owner must, even when cancelled);
-			 * the shutdown tag fires once they have. */
+			/* Every handler answers its call (the call's owner must, even when
+			 * cancelled); the shutdown tag fires once they have. */
 			wait_until(s, &s->shutdown_done, INT64_MAX);
 		}
 		wait_until(s, NULL, INT64_MAX);
@@ -574,7 +574,7 @@ void rpc_server_stop(struct rpc_server *s, int grace_ms)
 		pthread_join(s->thread, NULL);
 	} else {
 		while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-			       .type != GRPC_QUEUE_SHUTDOWN) {
+			   .type != GRPC_QUEUE_SHUTDOWN) {
 		}
 	}
 	grpc_completion_queue_destroy(s->cq);

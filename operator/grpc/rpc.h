@@ -41,7 +41,7 @@ enum rpc_status {
 typedef void (*rpc_handler_fn)(struct rpc_call *call, const uint8_t *req, size_t len, void *arg);
 
 struct rpc_server_options {
-	const char *bind_address; /* ":50051", "0.0.0.0:50051", "[::1]:50051", "127.0.0.1:0" */
+	const char *bind_address;  /* ":50051", "0.0.0.0:50051", "[::1]:50051", "127.0.0.1:0" */
 	const char *tls_cert_file; /* both set: TLS; both NULL: plaintext */
 	const char *tls_key_file;
 	size_t max_message_bytes; /* 0: 4 MiB */

@@ -105,11 +105,21 @@ static void respond(struct httpd *h, struct conn *c)
 		h->fn(path, &status, &body, &ctype, h->arg);
 	}
 	switch (status) {
-	case 200: reason = "OK"; break;
-	case 404: reason = "Not Found"; break;
-	case 405: reason = "Method Not Allowed"; break;
-	case 503: reason = "Service Unavailable"; break;
-	default: reason = "Status"; break;
+	case 200:
+		reason = "OK";
+		break;
+	case 404:
+		reason = "Not Found";
+		break;
+	case 405:
+		reason = "Method Not Allowed";
+		break;
+	case 503:
+		reason = "Service Unavailable";
+		break;
+	default:
+		reason = "Status";
+		break;
 	}
 	if (!body)
 		body = strdup(status == 404 ? "not found\n" : status == 405 ? "GET only\n" : "");
@@ -149,7 +159,8 @@ static void *serve(void *arg)
 		for (int k = 2; k < n; k++) {
 			struct conn *c = &h->conns[idx[k]];
 			if (pfds[k].revents) {
-				ssize_t r = recv(c->fd, c->buf + c->len, HTTPD_MAX_REQUEST - c->len, 0);
+				ssize_t r =
+				    recv(c->fd, c->buf + c->len, HTTPD_MAX_REQUEST - c->len, 0);
 				if (r <= 0) {
 					conn_close(c);
 					continue;

@@ -103,8 +103,8 @@ int log_format_line(char *buf, int size, enum log_format format, enum log_level 
 	if (size < 64)
 		return 0;
 	if (json) {
-		len = snprintf(buf, (size_t)size, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":\"",
-			       timestamp, lvl);
+		len = snprintf(buf, (size_t)size,
+			       "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":\"", timestamp, lvl);
 		append(buf, size, &len, component, 1);
 		append(buf, size, &len, "\",\"msg\":\"", 0);
 		append(buf, size, &len, msg, 1);

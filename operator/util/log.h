@@ -33,7 +33,7 @@ int log_enabled(enum log_level level);
 
 /* component: a short area name ("main", "kube", "grpc"). */
 void log_msg(enum log_level level, const char *component, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 void log_vmsg(enum log_level level, const char *component, const char *fmt, va_list ap);
 
 #define log_debug(comp, ...) log_msg(LOG_LEVEL_DEBUG, comp, __VA_ARGS__)

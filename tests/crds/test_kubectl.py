@@ -6,8 +6,6 @@ The status a controller would write is patched in through the status subresource
 """
 
 import json
-import os
-import re
 import time
 
 from crdtest import EXAMPLES_DIR, Failure, check, run_cases, shared_namespace

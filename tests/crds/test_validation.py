@@ -204,6 +204,24 @@ VALID = [
 ]
 
 
+# Updates of a stored function: (case, merge patch, the messages a rejection carries; None when
+# the update must be accepted).
+STORED = fn(with_(STRUCTURED, tenant="test_tenant", functionName="add_one"), name="stored")
+UPDATES = [
+    ("another tenant", {"spec": {"tenant": "other_tenant"}},
+     ["spec.tenant: Forbidden: tenant cannot change once set (it is test_tenant): a function belongs "
+      "to one tenant; create a UdfFunction for the other tenant instead"]),
+    ("tenant removed", {"spec": {"tenant": None}}, ["spec.tenant: Forbidden: tenant cannot change once set"]),
+    ("another functionName", {"spec": {"functionName": "add_two"}},
+     ["spec.functionName: Forbidden: functionName cannot change once set (it is add_one): a renamed "
+      "SQL function is another UdfFunction"]),
+    ("structured form replaced by a script", {"spec": {"handler": None, "inputTypes": None, "resultType": None,
+                                                       "code": None, "script": SCRIPT}}, None),
+    ("script added beside the code", {"spec": {"script": SCRIPT}}, ["spec.script: Forbidden"]),
+    ("new code, replicas and env", {"spec": {"code": CODE + "\n", "replicas": 2, "env": {"A": "1"}}}, None),
+]
+
+
 def dig(obj, path):
     for part in path.split("."):
         if not isinstance(obj, dict) or part not in obj:
@@ -238,8 +256,24 @@ def main():
                     check(dig(got, path) == value, "%s is %r, want %r" % (path, dig(got, path), value))
             return t
 
+        def update(patch, messages):
+            def t():
+                p = kube.kubectl("patch", "-n", ns, "udf", "stored", "--type=merge", "--dry-run=server",
+                                 "-p", json.dumps(patch), check_rc=False)
+                if messages is None:
+                    check(p.returncode == 0, "update rejected, should be accepted:\n" + p.stderr)
+                    return None
+                check(p.returncode != 0, "update accepted, should be rejected:\n" + p.stdout)
+                for m in messages:
+                    check(m in p.stderr, "rejection lacks %r:\n%s" % (m, p.stderr[:4000]))
+                return "\n".join("     | " + line[:300] for line in p.stderr.strip().splitlines())
+            return t
+
         cases = [("reject " + n, invalid(o, m)) for n, o, m in INVALID]
         cases += [("accept " + n, valid(o, w)) for n, o, w in VALID]
+        cases += [("store a function to update", lambda: kube.kubectl("create", "-n", ns, "-f", "-",
+                                                                     input=json.dumps(STORED)) and None)]
+        cases += [("%s update: %s" % ("accept" if m is None else "reject", n), update(p, m)) for n, p, m in UPDATES]
         run_cases(cases)
 
 

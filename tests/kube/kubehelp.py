@@ -135,3 +135,57 @@ class Informer:
         self.logf.close()
         if self.proc.returncode != 0:
             fail(f"informer exited {self.proc.returncode} (sanitizer report?):\n{self.log()[-6000:]}")
+
+
+class PrivateCluster:
+    """A control plane of our own (own state dir and ports), for tests that kill the
+    apiserver or compact etcd: the shared cluster is never disturbed."""
+
+    def __init__(self, port_base):
+        self.state = tempfile.mkdtemp(prefix="kube-private-")
+        self.port_base = port_base
+        self.kubeconfig = None
+
+    def __enter__(self):
+        t = time.time()
+        self.kubeconfig = cluster.ensure_cluster(state_dir=self.state, port_base=self.port_base)
+        log(f"private cluster up on port {self.port_base} in {time.time() - t:.1f}s")
+        return self
+
+    def __exit__(self, *exc):
+        cluster.cluster_down(state_dir=self.state, port_base=self.port_base)
+
+    def pid(self, component):
+        with open(os.path.join(self.state, "run", f"{component}.pid")) as f:
+            return int(f.read().strip())
+
+    def kill_apiserver(self):
+        pid = self.pid("kube-apiserver")
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            if open(f"/proc/{pid}/stat").read().split()[2] == "Z":
+                break
+            time.sleep(0.1)
+        log(f"kube-apiserver (pid {pid}) killed")
+
+    def start_apiserver(self):
+        t = time.time()
+        cluster.ensure_cluster(state_dir=self.state, port_base=self.port_base)
+        log(f"kube-apiserver back in {time.time() - t:.1f}s")
+
+    def etcdctl(self, *args):
+        etcdctl = os.path.join(cluster.cluster_env("bin"), "etcdctl")
+        out = subprocess.run([etcdctl, "--endpoints", f"http://127.0.0.1:{self.port_base + 1}",
+                              *args], capture_output=True, text=True, check=True)
+        return out.stdout
+
+    def compact(self):
+        rev = json.loads(self.etcdctl("endpoint", "status", "-w", "json"))[0]["Status"][
+            "header"]["revision"]
+        self.etcdctl("compact", str(rev))
+        log(f"etcd compacted at revision {rev}")
+        return rev

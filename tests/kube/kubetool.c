@@ -217,13 +217,21 @@ static int cmd_roundtrip(struct kube_client *c, int argc, char **argv)
 		rc = kube_create(c, &deps, ns, d, &out);
 		CHECK(rc == 0, "create deployment: %s", kube_strerror(rc));
 		cJSON_Delete(d);
-		/* status: writes only .status, ignoring spec changes */
-		cJSON_ReplaceItemInObject(cJSON_GetObjectItem(out, "spec"), "replicas",
-					  cJSON_CreateNumber(7));
-		cJSON_DeleteItemFromObject(out, "status");
-		cJSON_AddItemToObject(out, "status",
-				      cJSON_Parse("{\"observedGeneration\":1,\"replicas\":1}"));
-		rc = kube_update(c, &deps, ns, out, "status", &got);
+		/* status: writes only .status, ignoring spec changes (retried on 409: the
+		 * deployment controller writes status too) */
+		for (int attempt = 0; attempt < 10; attempt++) {
+			cJSON_ReplaceItemInObject(cJSON_GetObjectItem(out, "spec"), "replicas",
+						  cJSON_CreateNumber(7));
+			cJSON_DeleteItemFromObject(out, "status");
+			cJSON_AddItemToObject(
+				out, "status",
+				cJSON_Parse("{\"observedGeneration\":1,\"replicas\":1}"));
+			rc = kube_update(c, &deps, ns, out, "status", &got);
+			if (rc != KUBE_ECONFLICT)
+				break;
+			cJSON_Delete(out);
+			CHECK(kube_get_object(c, &deps, ns, "rt", &out) == 0, "re-read");
+		}
 		CHECK(rc == 0, "status update: %s", kube_strerror(rc));
 		CHECK(k8s_int(got, "status.observedGeneration", -1) == 1 &&
 			      k8s_int(got, "spec.replicas", -1) == 1,
@@ -237,7 +245,9 @@ static int cmd_roundtrip(struct kube_client *c, int argc, char **argv)
 		cJSON_Delete(got);
 		printf("PASS status\n");
 
-		{
+		/* The deployment controller writes the object too: on 409 re-read and retry,
+		 * as every controller must. */
+		for (int attempt = 0; attempt < 10; attempt++) {
 			char path[256];
 			struct kube_response r;
 			kube_path(path, sizeof(path), &deps, ns, "rt", "scale");
@@ -248,14 +258,17 @@ static int cmd_roundtrip(struct kube_client *c, int argc, char **argv)
 			scale = r.json;
 			r.json = NULL;
 			kube_response_free(&r);
+			cJSON_ReplaceItemInObject(cJSON_GetObjectItem(scale, "spec"), "replicas",
+						  cJSON_CreateNumber(3));
+			rc = kube_update(c, &deps, ns, scale, "scale", &got);
+			cJSON_Delete(scale);
+			if (rc != KUBE_ECONFLICT)
+				break;
+			printf("scale update: conflict, retrying\n");
 		}
-		cJSON_ReplaceItemInObject(cJSON_GetObjectItem(scale, "spec"), "replicas",
-					  cJSON_CreateNumber(3));
-		rc = kube_update(c, &deps, ns, scale, "scale", &got);
 		CHECK(rc == 0 && k8s_int(got, "spec.replicas", -1) == 3, "scale update: %s",
 		      kube_strerror(rc));
 		cJSON_Delete(got);
-		cJSON_Delete(scale);
 		rc = kube_patch(c, &deps, ns, "rt", "scale", KUBE_PATCH_MERGE,
 				"{\"spec\":{\"replicas\":5}}", NULL, 0, NULL);
 		CHECK(rc == 0, "scale patch: %s", kube_strerror(rc));

@@ -1,9 +1,12 @@
 """kube_pagination: LIST over 1500+ objects comes back complete, in pages of 500."""
 
 import json
+import os
+import tempfile
 
 from kubehelp import (Informer, configmap_list, fresh_namespace, kubectl, kubetool, log, fail)
 import cluster
+from faultproxy import FaultProxy
 
 N = 1510
 
@@ -36,6 +39,22 @@ def main():
         if set(out["names"]) != want or out["pages"] != (len(want) + 96) // 97:
             fail(f"page size 97: {out['count']} objects in {out['pages']} pages")
         log(f"page size 97: {out['count']} objects in {out['pages']} pages")
+
+        # A continue token that expires mid-list (410): the list starts over and still comes
+        # back complete and consistent.
+        proxy = FaultProxy(kc, seed=3).start()
+        try:
+            proxy.p_gone_continue = 0.5
+            pkc = proxy.kubeconfig(os.path.join(tempfile.mkdtemp(), "proxy.kubeconfig"))
+            out = json.loads(kubetool(pkc, "list", "api/v1", "configmaps", ns, "500").stdout)
+            if set(out["names"]) != want or len(out["names"]) != len(want):
+                fail(f"list after an expired continue token: {out['count']} objects")
+            if proxy.counts["gone"] == 0 or out["pages"] <= 4:
+                fail(f"no continue token expired ({proxy.counts}); pages {out['pages']}")
+            log(f"{proxy.counts['gone']} expired continue tokens: relisted, {out['count']} "
+                f"objects in {out['pages']} requests")
+        finally:
+            proxy.stop()
 
         # The informer's initial list (resourceVersion=0, paginated) sees them all.
         inf = Informer(kc, ns)

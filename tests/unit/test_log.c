@@ -73,12 +73,12 @@ static void level_filter(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(text_line_has_level_component_and_message),
-		cmocka_unit_test(json_line_escapes_quotes_and_controls),
-		cmocka_unit_test(text_line_flattens_newlines),
-		cmocka_unit_test(long_message_is_truncated_but_still_one_line),
-		cmocka_unit_test(parse_level_and_format),
-		cmocka_unit_test(level_filter),
+	    cmocka_unit_test(text_line_has_level_component_and_message),
+	    cmocka_unit_test(json_line_escapes_quotes_and_controls),
+	    cmocka_unit_test(text_line_flattens_newlines),
+	    cmocka_unit_test(long_message_is_truncated_but_still_one_line),
+	    cmocka_unit_test(parse_level_and_format),
+	    cmocka_unit_test(level_filter),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

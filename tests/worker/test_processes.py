@@ -90,7 +90,46 @@ def scenario(processes, zygote):
               f"{label}: SIGTERM drains, exit {code} in {time.time() - t0:.1f}s")
 
 
+def zombies_of(pid):
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == pid:
+            out.append(int(entry))
+    return out
+
+
+def reaping():
+    """Orphans the UDF leaves behind are re-parented to the worker and reaped."""
+    code = ("import os, time\n"
+            "def f(x):\n"
+            "    for _ in range(5):\n"
+            "        if os.fork() == 0:\n"
+            "            if os.fork() == 0:\n"
+            "                time.sleep(0.2)\n"
+            "                os._exit(0)\n"
+            "            os._exit(0)\n"
+            "    return x\n")
+    body = wl.structured(function="f", handler="f", input_types=["INT"], result_type="INT",
+                         code=code)
+    with wl.Worker() as w:
+        w.specialize(body)
+        check(w.wait_state()["state"] == "ready", "reaping: ready")
+        wl.call(w.flight_port, "f", wl.int_batch([1]), body["token"])
+        time.sleep(1.5)
+        z = zombies_of(w.proc.pid)
+        check(not z, f"reaping: no zombie children of the worker ({z})")
+        check(w.status()["restarts"] == 0, "reaping: orphans are not mistaken for servers")
+
+
 def main():
+    reaping()
     scenario(1, True)
     scenario(2, True)
     scenario(1, False)

@@ -85,6 +85,18 @@ def main():
         check(w.status()["restarts"] == 1, "runsc: one restart")
         check(w.stop() == 0, "runsc: SIGTERM drains, exit 0")
 
+    # Two processes behind the one Flight port, inside the sandbox.
+    body = wl.structured(function="f", handler="f", input_types=["INT"], result_type="INT",
+                         code="import os\ndef f(x):\n    return os.getpid()\n")
+    w = sandboxed(processes=2)
+    with w:
+        w.specialize(body)
+        st = w.wait_state()
+        check(st["state"] == "ready" and st["processes"] == 2, f"runsc 2 processes: {st}")
+        pids = {wl.call(w.flight_port, "f", wl.int_batch([1]), body["token"],
+                        host=w.host).column(0)[0].as_py() for _ in range(6)}
+        check(len(pids) == 2, f"runsc 2 processes: calls reached {len(pids)} process(es)")
+
     w = sandboxed()
     with w:
         token = "script-token"

@@ -121,6 +121,17 @@ def main():
         st = w.wait_state()
         check(st["state"] == "failed" and st["step"] == "script" and
               "No matching distribution" in st["reason"], f"failing script: {st}")
+    # A script that never serves fails at its step once --specialize-timeout passes.
+    w = wl.Worker(extra_args=["--specialize-timeout=2"])
+    with w:
+        body = {"function": "slow", "tenant": "t", "token": "x",
+                "script": "#!/usr/bin/env bash\nsleep 60\n"}
+        w.specialize(body)
+        st = w.wait_state(timeout=20)
+        check(st["state"] == "failed" and st["step"] == "script" and
+              "not ready after 2 s" in st["reason"], f"hanging script: {st}")
+        check(w.stop() == 0, "hanging script: the worker still drains")
+
     if failures:
         print(f"{len(failures)} failure(s)")
         return 1

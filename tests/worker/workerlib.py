@@ -142,7 +142,12 @@ class Worker:
 
     def cleanup(self):
         self.stop()
+        logs = self.logs()
         shutil.rmtree(self.dir, ignore_errors=True)
+        # A sanitizer build (make sanitize) reports into the worker's log: fail loudly.
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if marker in logs:
+                raise AssertionError(f"udf-worker log has {marker!r}:\n{logs}")
 
     def __enter__(self):
         return self.start()

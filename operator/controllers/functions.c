@@ -1,0 +1,962 @@
+#include "functions.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "informer.h"
+#include "log.h"
+#include "naming.h"
+#include "strmap.h"
+#include "workqueue.h"
+
+#define ANNO_TENANT	 "udf.sandbox.io/tenant"
+#define ANNO_CONTENT_KEY "udf.sandbox.io/content-key"
+#define LABEL_TENANT_NS	 "udf.sandbox.io/tenant-namespace"
+#define LABEL_PROTOCOL	 "udf.sandbox.io/protocol"
+#define LABEL_MANAGED_BY "app.kubernetes.io/managed-by"
+#define NETPOL_NAME	 "udf-sandbox"
+/* How often one function's use is written to status.lastUsedTime (idle scale-down reads it
+ * with a granularity of minutes). */
+#define TOUCH_EVERY_MS 30000
+/* A cached token is re-read from its Secret after this long (tokens can rotate). */
+#define TOKEN_TTL_MS 300000
+/* A call without a deadline still gets an answer. */
+#define MAX_WAIT_MS 60000
+#define UPDATE_RETRIES 5
+
+static const struct kube_res res_functions = {"apis/udf.sandbox.io/v1alpha1", "udffunctions"};
+static const struct kube_res res_namespaces = {"api/v1", "namespaces"};
+static const struct kube_res res_secrets = {"api/v1", "secrets"};
+static const struct kube_res res_netpols = {"apis/networking.k8s.io/v1", "networkpolicies"};
+
+struct waiter {
+	fn_apply_cb cb;
+	void *arg;
+	int64_t answer_at;
+	struct waiter *next;
+};
+
+/* One function some call asked for, keyed "ns/name". */
+struct entry {
+	char ns[64];
+	char name[254];
+	char *tenant;
+	char content_key[65];
+	cJSON *desired;	   /* the object to create; NULL when only touched */
+	int ensured;	   /* the namespace and the object with content_key exist */
+	struct waiter *waiters;
+	int64_t last_touch_ms;
+	int touch_due;
+};
+
+struct token {
+	char *value;
+	int64_t fetched_ms;
+};
+
+struct functions {
+	struct kube_client *kube;
+	char prefix[NAMING_PREFIX_MAX + 1];
+	int n_workers;
+	struct kube_informers *loop;
+	struct kube_informer *inf_fn;
+	struct kube_informer *inf_ns;
+	struct workqueue *wq;
+	pthread_mutex_t lock;
+	struct strmap entries; /* "ns/name" -> struct entry */
+	struct strmap tokens;  /* "ns/secret" -> struct token */
+	atomic_int shutting_down;
+	int started;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the status contract ---- */
+
+static const cJSON *condition(const cJSON *obj, const char *type)
+{
+	const cJSON *conds = k8s_get(obj, "status.conditions");
+	const cJSON *c;
+	if (!cJSON_IsArray(conds))
+		return NULL;
+	cJSON_ArrayForEach(c, conds)
+	{
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(c, "type");
+		if (cJSON_IsString(t) && strcmp(t->valuestring, type) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+static const char *cond_str(const cJSON *c, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+void functions_read_status(const cJSON *obj, struct fn_status *st)
+{
+	static const char *const failing_steps[] = {"ImportsFetched", "PackagesInstalled",
+						    "Specialized", "CodeLoaded"};
+	memset(st, 0, sizeof(*st));
+	const char *ep = k8s_str(obj, "status.endpoint");
+	st->endpoint = ep && *ep ? ep : NULL;
+	const char *sec = k8s_str(obj, "status.tokenSecretName");
+	st->token_secret = sec && *sec ? sec : NULL;
+
+	const cJSON *ready = condition(obj, "Ready");
+	const char *rs = ready ? cond_str(ready, "status") : NULL;
+	if (rs && strcmp(rs, "True") == 0) {
+		st->ready = st->endpoint && st->token_secret;
+		return;
+	}
+	if (ready)
+		st->message = cond_str(ready, "message");
+	/* A failure recorded for an older generation says nothing about the current spec. */
+	long long gen = k8s_int(obj, "metadata.generation", 0);
+	long long seen = k8s_int(obj, "status.observedGeneration", 0);
+	if (seen < gen)
+		return;
+	for (size_t i = 0; i < sizeof(failing_steps) / sizeof(failing_steps[0]); i++) {
+		const cJSON *c = condition(obj, failing_steps[i]);
+		const char *s = c ? cond_str(c, "status") : NULL;
+		if (s && strcmp(s, "False") == 0) {
+			st->failed = 1;
+			st->message = cond_str(c, "message");
+			return;
+		}
+	}
+	const char *reason = ready ? cond_str(ready, "reason") : NULL;
+	if (rs && strcmp(rs, "False") == 0 && reason && ends_with(reason, "Failed"))
+		st->failed = 1;
+}
+
+/* ---- the objects ---- */
+
+static cJSON *string_array(const char *const *v, size_t n)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (size_t i = 0; a && i < n; i++) {
+		if (!cJSON_AddItemToArray(a, cJSON_CreateString(v[i]))) {
+			cJSON_Delete(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+static cJSON *kv_object(const struct fn_kv *kv, size_t n)
+{
+	cJSON *o = cJSON_CreateObject();
+	for (size_t i = 0; o && i < n; i++) {
+		cJSON_DeleteItemFromObjectCaseSensitive(o, kv[i].key);
+		if (!cJSON_AddStringToObject(o, kv[i].key, kv[i].value)) {
+			cJSON_Delete(o);
+			return NULL;
+		}
+	}
+	return o;
+}
+
+cJSON *functions_object(const struct fn_desc *d, const char *ns)
+{
+	char proto[2] = {(char)('0' + d->protocol), '\0'};
+	cJSON *obj = cJSON_CreateObject();
+	cJSON *md = cJSON_AddObjectToObject(obj, "metadata");
+	cJSON *labels = cJSON_AddObjectToObject(md, "labels");
+	cJSON *annos = cJSON_AddObjectToObject(md, "annotations");
+	cJSON *spec = cJSON_AddObjectToObject(obj, "spec");
+	int ok = obj && md && labels && annos && spec;
+
+	ok = ok && cJSON_AddStringToObject(obj, "apiVersion", "udf.sandbox.io/v1alpha1");
+	ok = ok && cJSON_AddStringToObject(obj, "kind", "UdfFunction");
+	ok = ok && cJSON_AddStringToObject(md, "name", d->name);
+	ok = ok && cJSON_AddStringToObject(md, "namespace", ns);
+	ok = ok && cJSON_AddStringToObject(labels, LABEL_MANAGED_BY, "udf-operator");
+	ok = ok && cJSON_AddStringToObject(labels, LABEL_PROTOCOL, proto);
+	ok = ok && cJSON_AddStringToObject(annos, ANNO_CONTENT_KEY, d->content_key);
+	ok = ok && cJSON_AddStringToObject(spec, "tenant", d->tenant);
+	if (ok && d->function_name)
+		ok = cJSON_AddStringToObject(spec, "functionName", d->function_name) != NULL;
+	if (ok && d->script) {
+		ok = cJSON_AddStringToObject(spec, "script", d->script) != NULL;
+	} else if (ok && d->handler) {
+		ok = cJSON_AddStringToObject(spec, "handler", d->handler) &&
+		     cJSON_AddItemToObject(spec, "inputTypes",
+					   string_array(d->input_types, d->n_input_types)) &&
+		     cJSON_AddStringToObject(spec, "resultType", d->result_type) &&
+		     cJSON_AddStringToObject(spec, "code", d->code);
+		if (ok && d->n_packages)
+			ok = cJSON_AddItemToObject(spec, "packages",
+						   string_array(d->packages, d->n_packages));
+		if (ok && d->runtime_version && *d->runtime_version)
+			ok = cJSON_AddStringToObject(spec, "runtimeVersion", d->runtime_version) !=
+			     NULL;
+		if (ok && d->n_imports) {
+			cJSON *imps = cJSON_AddArrayToObject(spec, "imports");
+			ok = imps != NULL;
+			for (size_t i = 0; ok && i < d->n_imports; i++) {
+				cJSON *im = cJSON_CreateObject();
+				ok = cJSON_AddItemToArray(imps, im) &&
+				     cJSON_AddStringToObject(im, "location", d->imports[i].location) &&
+				     cJSON_AddStringToObject(im, "url", d->imports[i].url) &&
+				     cJSON_AddStringToObject(im, "tag", d->imports[i].tag);
+			}
+		}
+	}
+	if (ok && d->n_tags)
+		ok = cJSON_AddItemToObject(spec, "tags", kv_object(d->tags, d->n_tags));
+	if (ok && d->n_options)
+		ok = cJSON_AddItemToObject(spec, "options", kv_object(d->options, d->n_options));
+	if (!ok) {
+		cJSON_Delete(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+static const char *annotation(const cJSON *obj, const char *key)
+{
+	const cJSON *a = k8s_get(obj, "metadata.annotations");
+	const cJSON *v = a ? cJSON_GetObjectItemCaseSensitive(a, key) : NULL;
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int object_matches(const cJSON *obj, const char *tenant, const char *content_key)
+{
+	const char *t = k8s_str(obj, "spec.tenant");
+	const char *k = annotation(obj, ANNO_CONTENT_KEY);
+	return t && k && strcmp(t, tenant) == 0 && strcmp(k, content_key) == 0;
+}
+
+/* ---- tokens ---- */
+
+static char *base64_decode(const char *in)
+{
+	size_t n = strlen(in);
+	if (n % 4 != 0)
+		return NULL;
+	char *out = malloc(n / 4 * 3 + 1);
+	if (!out)
+		return NULL;
+	int len = n ? EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n) : 0;
+	if (len < 0) {
+		free(out);
+		return NULL;
+	}
+	for (size_t i = n; i > 0 && in[i - 1] == '='; i--)
+		len--;
+	out[len] = '\0';
+	return out;
+}
+
+/* A copy of the cached token of ns/secret when fresh, else NULL. Caller holds no lock. */
+static char *token_cached(struct functions *f, const char *ns, const char *secret)
+{
+	char key[320];
+	char *out = NULL;
+	snprintf(key, sizeof(key), "%s/%s", ns, secret);
+	pthread_mutex_lock(&f->lock);
+	struct token *t = strmap_get(&f->tokens, key);
+	if (t && now_ms() - t->fetched_ms < TOKEN_TTL_MS)
+		out = strdup(t->value);
+	pthread_mutex_unlock(&f->lock);
+	return out;
+}
+
+/* Reads the token from the Secret (blocking); NULL when there is none yet. */
+static char *token_fetch(struct functions *f, const char *ns, const char *secret)
+{
+	char *tok = token_cached(f, ns, secret);
+	if (tok)
+		return tok;
+	cJSON *obj = NULL;
+	int rc = kube_get_object(f->kube, &res_secrets, ns, secret, &obj);
+	if (rc < 0) {
+		if (rc != KUBE_ENOTFOUND)
+			log_warn("functions", "reading Secret %s/%s: %s", ns, secret,
+				 kube_strerror(rc));
+		return NULL;
+	}
+	const char *b64 = k8s_str(obj, "data.token");
+	tok = b64 ? base64_decode(b64) : NULL;
+	cJSON_Delete(obj);
+	if (!tok || !*tok) {
+		free(tok);
+		return NULL;
+	}
+	char key[320];
+	snprintf(key, sizeof(key), "%s/%s", ns, secret);
+	struct token *t = malloc(sizeof(*t));
+	char *copy = strdup(tok);
+	if (t && copy) {
+		t->value = copy;
+		t->fetched_ms = now_ms();
+		void *old = NULL;
+		pthread_mutex_lock(&f->lock);
+		if (strmap_put(&f->tokens, key, t, &old) < 0) {
+			free(copy);
+			free(t);
+			old = NULL;
+		}
+		pthread_mutex_unlock(&f->lock);
+		if (old) {
+			free(((struct token *)old)->value);
+			free(old);
+		}
+	} else {
+		free(t);
+		free(copy);
+	}
+	return tok;
+}
+
+static void token_free(void *p)
+{
+	struct token *t = p;
+	free(t->value);
+	free(t);
+}
+
+/* ---- entries ---- */
+
+static void entry_free(void *p)
+{
+	struct entry *e = p;
+	free(e->tenant);
+	cJSON_Delete(e->desired);
+	free(e);
+}
+
+static struct entry *entry_get_locked(struct functions *f, const char *key, const char *ns,
+				      const char *name, const char *tenant)
+{
+	struct entry *e = strmap_get(&f->entries, key);
+	if (e)
+		return e;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	snprintf(e->ns, sizeof(e->ns), "%s", ns);
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->tenant = strdup(tenant);
+	if (!e->tenant || strmap_put(&f->entries, key, e, NULL) < 0) {
+		entry_free(e);
+		return NULL;
+	}
+	return e;
+}
+
+static void answer(fn_apply_cb cb, void *arg, enum fn_result r, const char *endpoint,
+		   const char *token, const char *message)
+{
+	struct fn_outcome o = {r, endpoint ? endpoint : "", token ? token : "",
+			       message ? message : ""};
+	cb(arg, &o);
+}
+
+/* Answers every waiter of the entry with the same outcome. */
+static void fail_waiters(struct functions *f, const char *key, enum fn_result r,
+			 const char *message)
+{
+	pthread_mutex_lock(&f->lock);
+	struct entry *e = strmap_get(&f->entries, key);
+	struct waiter *w = e ? e->waiters : NULL;
+	if (e)
+		e->waiters = NULL;
+	pthread_mutex_unlock(&f->lock);
+	while (w) {
+		struct waiter *next = w->next;
+		answer(w->cb, w->arg, r, NULL, NULL, message);
+		free(w);
+		w = next;
+	}
+}
+
+/* ---- Kubernetes side (worker threads only: these block) ---- */
+
+static int is_unreachable(int rc)
+{
+	return rc > -KUBE_E_BASE || rc <= -(KUBE_E_BASE + 500) || rc == KUBE_ETOOMANY;
+}
+
+static enum fn_result classify(int rc)
+{
+	if (rc == KUBE_EINVALID)
+		return FN_INVALID;
+	return is_unreachable(rc) ? FN_UNREACHABLE : FN_REJECTED;
+}
+
+static cJSON *netpol_object(const char *ns)
+{
+	/* Sandbox pods take Flight calls and the operator's control calls; they reach DNS and
+	 * the outside world (imports, packages) but not the cloud metadata service. */
+	static const char *const fmt =
+		"{\"apiVersion\":\"networking.k8s.io/v1\",\"kind\":\"NetworkPolicy\","
+		"\"metadata\":{\"name\":\"" NETPOL_NAME "\",\"namespace\":\"%s\","
+		"\"labels\":{\"" LABEL_MANAGED_BY "\":\"udf-operator\"}},"
+		"\"spec\":{\"podSelector\":{},\"policyTypes\":[\"Ingress\",\"Egress\"],"
+		"\"ingress\":[{\"ports\":[{\"protocol\":\"TCP\",\"port\":8815},"
+		"{\"protocol\":\"TCP\",\"port\":8080},{\"protocol\":\"TCP\",\"port\":9090}]}],"
+		"\"egress\":[{\"ports\":[{\"protocol\":\"UDP\",\"port\":53},"
+		"{\"protocol\":\"TCP\",\"port\":53}]},"
+		"{\"to\":[{\"ipBlock\":{\"cidr\":\"0.0.0.0/0\",\"except\":[\"169.254.169.254/32\"]}}]}]}}";
+	char buf[1200];
+	snprintf(buf, sizeof(buf), fmt, ns);
+	return cJSON_Parse(buf);
+}
+
+static int ns_owned_by(const cJSON *nsobj, const char *tenant)
+{
+	const char *t = annotation(nsobj, ANNO_TENANT);
+	return t && strcmp(t, tenant) == 0;
+}
+
+static int ensure_namespace(struct functions *f, const char *ns, const char *tenant,
+			    char *msg, size_t msglen)
+{
+	cJSON *nsobj = kube_informer_get(f->inf_ns, ns);
+	if (nsobj) {
+		int owned = ns_owned_by(nsobj, tenant);
+		cJSON_Delete(nsobj);
+		if (owned)
+			return 0;
+		snprintf(msg, msglen, "namespace %s belongs to another tenant", ns);
+		return FN_CONFLICT;
+	}
+	int rc = kube_get_object(f->kube, &res_namespaces, NULL, ns, &nsobj);
+	if (rc == 0) {
+		int owned = ns_owned_by(nsobj, tenant);
+		cJSON_Delete(nsobj);
+		if (!owned) {
+			snprintf(msg, msglen,
+				 "namespace %s exists but does not carry the annotation %s=%s; it "
+				 "belongs to another tenant or was not made by udf-operator",
+				 ns, ANNO_TENANT, tenant);
+			return FN_CONFLICT;
+		}
+	} else if (rc == KUBE_ENOTFOUND) {
+		cJSON *obj = cJSON_CreateObject();
+		cJSON *md = cJSON_AddObjectToObject(obj, "metadata");
+		cJSON *labels = cJSON_AddObjectToObject(md, "labels");
+		cJSON *annos = cJSON_AddObjectToObject(md, "annotations");
+		int ok = obj && md && labels && annos &&
+			 cJSON_AddStringToObject(obj, "apiVersion", "v1") &&
+			 cJSON_AddStringToObject(obj, "kind", "Namespace") &&
+			 cJSON_AddStringToObject(md, "name", ns) &&
+			 cJSON_AddStringToObject(labels, LABEL_MANAGED_BY, "udf-operator") &&
+			 cJSON_AddStringToObject(labels, LABEL_TENANT_NS, "true") &&
+			 cJSON_AddStringToObject(labels, "pod-security.kubernetes.io/enforce",
+						 "restricted") &&
+			 cJSON_AddStringToObject(labels, "pod-security.kubernetes.io/enforce-version",
+						 "latest") &&
+			 cJSON_AddStringToObject(annos, ANNO_TENANT, tenant);
+		rc = ok ? kube_create(f->kube, &res_namespaces, NULL, obj, NULL) : -ENOMEM;
+		cJSON_Delete(obj);
+		if (rc == KUBE_EALREADY_EXISTS) /* a race with another operator: check again */
+			return ensure_namespace(f, ns, tenant, msg, msglen);
+		if (rc < 0) {
+			snprintf(msg, msglen, "cannot create namespace %s: %s", ns,
+				 kube_strerror(rc));
+			return classify(rc);
+		}
+		log_info("functions", "created namespace %s for tenant \"%s\"", ns, tenant);
+	} else {
+		snprintf(msg, msglen, "cannot read namespace %s: %s", ns, kube_strerror(rc));
+		return classify(rc);
+	}
+	cJSON *np = netpol_object(ns);
+	rc = np ? kube_create(f->kube, &res_netpols, ns, np, NULL) : -ENOMEM;
+	cJSON_Delete(np);
+	if (rc < 0 && rc != KUBE_EALREADY_EXISTS) {
+		snprintf(msg, msglen, "cannot create the NetworkPolicy of namespace %s: %s", ns,
+			 kube_strerror(rc));
+		return classify(rc);
+	}
+	return 0;
+}
+
+/* Creates the object, or reuses the existing one, replacing its spec when its content key
+ * differs. *out: the object as the server has it. */
+static int ensure_object(struct functions *f, const cJSON *desired, const char *tenant,
+			 cJSON **out, char *msg, size_t msglen)
+{
+	const char *ns = k8s_str(desired, "metadata.namespace");
+	const char *name = k8s_str(desired, "metadata.name");
+	const char *key = annotation(desired, ANNO_CONTENT_KEY);
+	int rc = kube_create(f->kube, &res_functions, ns, desired, out);
+	if (rc == 0) {
+		log_info("functions", "created UdfFunction %s/%s", ns, name);
+		return 0;
+	}
+	for (int attempt = 0; rc == KUBE_EALREADY_EXISTS || (rc == KUBE_ECONFLICT &&
+							      attempt < UPDATE_RETRIES);
+	     attempt++) {
+		cJSON *cur = NULL;
+		rc = kube_get_object(f->kube, &res_functions, ns, name, &cur);
+		if (rc == KUBE_ENOTFOUND) { /* deleted meanwhile */
+			rc = kube_create(f->kube, &res_functions, ns, desired, out);
+			if (rc == KUBE_EALREADY_EXISTS)
+				continue;
+			break;
+		}
+		if (rc < 0)
+			break;
+		const char *t = k8s_str(cur, "spec.tenant");
+		if (!t || strcmp(t, tenant) != 0) {
+			cJSON_Delete(cur);
+			snprintf(msg, msglen, "UdfFunction %s/%s belongs to another tenant", ns,
+				 name);
+			return FN_CONFLICT;
+		}
+		if (object_matches(cur, tenant, key)) {
+			*out = cur;
+			return 0;
+		}
+		/* Same name, other content (a generation 3 worker whose UDF changed): roll it. */
+		cJSON *md = cJSON_GetObjectItemCaseSensitive(cur, "metadata");
+		cJSON *annos = cJSON_GetObjectItemCaseSensitive(md, "annotations");
+		if (!annos)
+			annos = cJSON_AddObjectToObject(md, "annotations");
+		cJSON_DeleteItemFromObjectCaseSensitive(annos, ANNO_CONTENT_KEY);
+		cJSON_AddStringToObject(annos, ANNO_CONTENT_KEY, key);
+		cJSON *spec = cJSON_Duplicate(k8s_get(desired, "spec"), 1);
+		/* Worker records (tags, options) and replica settings survive a new UDF body. */
+		const char *keep[] = {"tags", "options", "replicas", "minReplicas", "maxReplicas",
+				      "idleTimeoutSeconds", "poolRef", "env", "resources"};
+		const cJSON *old_spec = k8s_get(cur, "spec");
+		for (size_t i = 0; spec && old_spec && i < sizeof(keep) / sizeof(keep[0]); i++) {
+			const cJSON *v = cJSON_GetObjectItemCaseSensitive(old_spec, keep[i]);
+			if (v && !cJSON_GetObjectItemCaseSensitive(spec, keep[i]))
+				cJSON_AddItemToObject(spec, keep[i], cJSON_Duplicate(v, 1));
+		}
+		cJSON_ReplaceItemInObjectCaseSensitive(cur, "spec", spec);
+		rc = kube_update(f->kube, &res_functions, ns, cur, NULL, out);
+		cJSON_Delete(cur);
+		if (rc == 0) {
+			log_info("functions", "UdfFunction %s/%s: new content, spec replaced", ns,
+				 name);
+			return 0;
+		}
+	}
+	snprintf(msg, msglen, "cannot create UdfFunction %s/%s: %s", ns, name, kube_strerror(rc));
+	return classify(rc);
+}
+
+static void touch(struct functions *f, const char *ns, const char *name)
+{
+	char ts[40];
+	char patch[128];
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(patch, sizeof(patch), "{\"status\":{\"lastUsedTime\":\"%s\"}}", ts);
+	int rc = kube_patch(f->kube, &res_functions, ns, name, "status", KUBE_PATCH_MERGE, patch,
+			    NULL, 0, NULL);
+	if (rc < 0 && rc != KUBE_ENOTFOUND)
+		log_debug("functions", "recording use of %s/%s: %s", ns, name, kube_strerror(rc));
+}
+
+/* Answers the waiters whose question the object settles; reschedules the rest. */
+static void evaluate(struct functions *f, const char *key, const char *ns, const cJSON *obj)
+{
+	struct fn_status st;
+	functions_read_status(obj, &st);
+	char *token = NULL;
+	if (st.token_secret && (st.ready || st.endpoint))
+		token = token_fetch(f, ns, st.token_secret);
+	if (st.ready && !token)
+		st.ready = 0; /* the Secret is not there yet */
+	char endpoint[1025] = "", message[1024] = "";
+	if (st.endpoint)
+		snprintf(endpoint, sizeof(endpoint), "%s", st.endpoint);
+	if (st.message)
+		snprintf(message, sizeof(message), "%s", st.message);
+
+	int64_t now = now_ms();
+	struct waiter *done = NULL, *keep = NULL;
+	int64_t next = INT64_MAX;
+	pthread_mutex_lock(&f->lock);
+	struct entry *e = strmap_get(&f->entries, key);
+	struct waiter *w = e ? e->waiters : NULL;
+	if (e)
+		e->waiters = NULL;
+	while (w) {
+		struct waiter *n = w->next;
+		if (st.ready || st.failed || now >= w->answer_at) {
+			w->next = done;
+			done = w;
+		} else {
+			w->next = keep;
+			keep = w;
+			if (w->answer_at < next)
+				next = w->answer_at;
+		}
+		w = n;
+	}
+	if (e) {
+		e->waiters = keep;
+		if (done && now - e->last_touch_ms >= TOUCH_EVERY_MS) {
+			e->last_touch_ms = now;
+			e->touch_due = 1;
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+
+	while (done) {
+		struct waiter *n = done->next;
+		if (st.ready)
+			answer(done->cb, done->arg, FN_READY, endpoint, token, NULL);
+		else if (st.failed)
+			answer(done->cb, done->arg, FN_FAILED, endpoint, NULL,
+			       message[0] ? message : "provisioning failed");
+		else if (endpoint[0])
+			answer(done->cb, done->arg, FN_STARTING, endpoint, token, message);
+		else
+			answer(done->cb, done->arg, FN_PROVISIONING, NULL, NULL, message);
+		free(done);
+		done = n;
+	}
+	free(token);
+	if (next != INT64_MAX)
+		wq_add_after(f->wq, key, (uint64_t)(next > now ? next - now : 0) * 1000);
+}
+
+static int process(void *arg, const char *key)
+{
+	struct functions *f = arg;
+	char msg[768] = "";
+	cJSON *desired = NULL;
+	char *tenant = NULL;
+	char ns[64], name[254];
+	int ensured, touch_due;
+
+	pthread_mutex_lock(&f->lock);
+	struct entry *e = strmap_get(&f->entries, key);
+	if (!e) {
+		pthread_mutex_unlock(&f->lock);
+		return 0;
+	}
+	ensured = e->ensured || !e->desired;
+	if (!ensured && e->waiters)
+		desired = cJSON_Duplicate(e->desired, 1);
+	tenant = strdup(e->tenant);
+	snprintf(ns, sizeof(ns), "%s", e->ns);
+	snprintf(name, sizeof(name), "%s", e->name);
+	touch_due = e->touch_due;
+	e->touch_due = 0;
+	int has_waiters = e->waiters != NULL;
+	pthread_mutex_unlock(&f->lock);
+	if (!tenant) {
+		cJSON_Delete(desired);
+		return 1;
+	}
+
+	cJSON *obj = NULL;
+	if (!has_waiters)
+		goto out_touch;
+	if (desired) {
+		int r = ensure_namespace(f, ns, tenant, msg, sizeof(msg));
+		if (r == 0)
+			r = ensure_object(f, desired, tenant, &obj, msg, sizeof(msg));
+		if (r != 0) {
+			log_warn("functions", "%s: %s", key, msg);
+			fail_waiters(f, key, (enum fn_result)r, msg);
+			goto out;
+		}
+		pthread_mutex_lock(&f->lock);
+		e = strmap_get(&f->entries, key);
+		const char *want = annotation(desired, ANNO_CONTENT_KEY);
+		if (e && want && strcmp(e->content_key, want) == 0)
+			e->ensured = 1;
+		pthread_mutex_unlock(&f->lock);
+	} else {
+		obj = kube_informer_get(f->inf_fn, key);
+		if (!obj) {
+			/* Not in the cache yet (just created) or deleted: ask the server. */
+			int rc = kube_get_object(f->kube, &res_functions, ns, name, &obj);
+			if (rc == KUBE_ENOTFOUND) {
+				pthread_mutex_lock(&f->lock);
+				e = strmap_get(&f->entries, key);
+				if (e)
+					e->ensured = 0;
+				pthread_mutex_unlock(&f->lock);
+				wq_add(f->wq, key);
+				goto out;
+			}
+			if (rc < 0) {
+				snprintf(msg, sizeof(msg), "cannot read UdfFunction %s: %s", key,
+					 kube_strerror(rc));
+				fail_waiters(f, key, classify(rc), msg);
+				goto out;
+			}
+		}
+	}
+	evaluate(f, key, ns, obj);
+out_touch:
+	pthread_mutex_lock(&f->lock);
+	e = strmap_get(&f->entries, key);
+	if (e && e->touch_due) {
+		touch_due = 1;
+		e->touch_due = 0;
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (touch_due)
+		touch(f, ns, name);
+out:
+	cJSON_Delete(obj);
+	cJSON_Delete(desired);
+	free(tenant);
+	return 0;
+}
+
+/* ---- informer handlers (loop thread: only enqueue) ---- */
+
+static void wake(struct functions *f, const cJSON *obj)
+{
+	char key[320];
+	if (kube_object_key(obj, key, sizeof(key)) < 0)
+		return;
+	pthread_mutex_lock(&f->lock);
+	struct entry *e = strmap_get(&f->entries, key);
+	int waiting = e && e->waiters;
+	pthread_mutex_unlock(&f->lock);
+	if (waiting)
+		wq_add(f->wq, key);
+}
+
+static void on_add(void *arg, const cJSON *obj)
+{
+	wake(arg, obj);
+}
+
+static void on_update(void *arg, const cJSON *old, const cJSON *obj)
+{
+	wake(arg, obj);
+}
+
+static void on_delete(void *arg, const cJSON *obj)
+{
+	struct functions *f = arg;
+	char key[320];
+	if (kube_object_key(obj, key, sizeof(key)) < 0)
+		return;
+	pthread_mutex_lock(&f->lock);
+	struct entry *e = strmap_get(&f->entries, key);
+	if (e)
+		e->ensured = 0;
+	int waiting = e && e->waiters;
+	pthread_mutex_unlock(&f->lock);
+	if (waiting)
+		wq_add(f->wq, key);
+}
+
+/* ---- public ---- */
+
+int functions_new(const struct functions_options *o, struct functions **out)
+{
+	if (!o->kube || !naming_prefix_valid(o->ns_prefix))
+		return -EINVAL;
+	struct functions *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->kube = o->kube;
+	snprintf(f->prefix, sizeof(f->prefix), "%s", o->ns_prefix);
+	f->n_workers = o->workers > 0 ? o->workers : 8;
+	pthread_mutex_init(&f->lock, NULL);
+	strmap_init(&f->entries);
+	strmap_init(&f->tokens);
+
+	static const struct kube_handlers fn_handlers_template = {on_add, on_update, on_delete,
+								  NULL};
+	struct kube_handlers h = fn_handlers_template;
+	h.arg = f;
+	struct kube_informer_opts fo = {.res = &res_functions, .handlers = &h};
+	struct kube_informer_opts nso = {.res = &res_namespaces,
+					 .label_selector = LABEL_TENANT_NS "=true"};
+	int rc = kube_informers_new(f->kube, &f->loop);
+	if (rc == 0)
+		rc = kube_informer_add(f->loop, &fo, &f->inf_fn);
+	if (rc == 0)
+		rc = kube_informer_add(f->loop, &nso, &f->inf_ns);
+	if (rc == 0)
+		rc = wq_new(NULL, &f->wq);
+	if (rc < 0) {
+		functions_free(f);
+		return rc;
+	}
+	*out = f;
+	return 0;
+}
+
+int functions_start(struct functions *f)
+{
+	int rc = kube_informers_start(f->loop);
+	if (rc == 0)
+		rc = wq_run(f->wq, f->n_workers, process, f);
+	if (rc == 0)
+		f->started = 1;
+	return rc;
+}
+
+static void answer_all(struct functions *f, enum fn_result r, const char *message)
+{
+	struct strmap_iter it;
+	const char *key;
+	void *val;
+	struct waiter *all = NULL;
+	pthread_mutex_lock(&f->lock);
+	strmap_iter_init(&f->entries, &it);
+	while (strmap_iter_next(&f->entries, &it, &key, &val)) {
+		struct entry *e = val;
+		while (e->waiters) {
+			struct waiter *w = e->waiters;
+			e->waiters = w->next;
+			w->next = all;
+			all = w;
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+	while (all) {
+		struct waiter *n = all->next;
+		answer(all->cb, all->arg, r, NULL, NULL, message);
+		free(all);
+		all = n;
+	}
+}
+
+void functions_shutdown(struct functions *f)
+{
+	if (!f)
+		return;
+	atomic_store(&f->shutting_down, 1);
+	answer_all(f, FN_SHUTDOWN, "udf-operator is shutting down; retry");
+}
+
+void functions_free(struct functions *f)
+{
+	if (!f)
+		return;
+	functions_shutdown(f);
+	if (f->wq) {
+		wq_shutdown(f->wq);
+		wq_free(f->wq);
+	}
+	kube_informers_free(f->loop);
+	/* A worker may have parked a call after the first sweep. */
+	answer_all(f, FN_SHUTDOWN, "udf-operator is shutting down; retry");
+	strmap_free(&f->entries, entry_free);
+	strmap_free(&f->tokens, token_free);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+int functions_apply(struct functions *f, const struct fn_desc *d, int64_t answer_at_ms,
+		    fn_apply_cb cb, void *arg)
+{
+	char ns[64], key[320];
+	int rc = naming_tenant_namespace(f->prefix, d->tenant, ns);
+	if (rc < 0)
+		return rc;
+	snprintf(key, sizeof(key), "%s/%s", ns, d->name);
+	if (atomic_load(&f->shutting_down)) {
+		answer(cb, arg, FN_SHUTDOWN, NULL, NULL, "udf-operator is shutting down; retry");
+		return 0;
+	}
+
+	/* Hot: the caches already know the function is ready. */
+	cJSON *obj = kube_informer_get(f->inf_fn, key);
+	cJSON *nsobj = obj ? kube_informer_get(f->inf_ns, ns) : NULL;
+	if (obj && nsobj && ns_owned_by(nsobj, d->tenant) &&
+	    object_matches(obj, d->tenant, d->content_key)) {
+		struct fn_status st;
+		functions_read_status(obj, &st);
+		char *token = st.ready ? token_cached(f, ns, st.token_secret) : NULL;
+		if (token) {
+			int64_t now = now_ms();
+			int touch_now = 0;
+			pthread_mutex_lock(&f->lock);
+			struct entry *e = entry_get_locked(f, key, ns, d->name, d->tenant);
+			if (e && now - e->last_touch_ms >= TOUCH_EVERY_MS) {
+				e->last_touch_ms = now;
+				e->touch_due = 1;
+				touch_now = 1;
+			}
+			pthread_mutex_unlock(&f->lock);
+			answer(cb, arg, FN_READY, st.endpoint, token, NULL);
+			free(token);
+			cJSON_Delete(obj);
+			cJSON_Delete(nsobj);
+			if (touch_now)
+				wq_add(f->wq, key);
+			return 0;
+		}
+	}
+	cJSON_Delete(obj);
+	cJSON_Delete(nsobj);
+
+	/* Slow: park the call; a worker creates or reuses the function and answers. */
+	struct waiter *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	int64_t now = now_ms();
+	w->cb = cb;
+	w->arg = arg;
+	w->answer_at = answer_at_ms - now > MAX_WAIT_MS ? now + MAX_WAIT_MS : answer_at_ms;
+	cJSON *desired = NULL;
+
+	pthread_mutex_lock(&f->lock);
+	struct entry *e = entry_get_locked(f, key, ns, d->name, d->tenant);
+	if (e && (!e->desired || strcmp(e->content_key, d->content_key) != 0 ||
+		  strcmp(e->tenant, d->tenant) != 0)) {
+		pthread_mutex_unlock(&f->lock);
+		desired = functions_object(d, ns); /* outside the lock: it copies the code */
+		pthread_mutex_lock(&f->lock);
+		e = entry_get_locked(f, key, ns, d->name, d->tenant);
+		if (e && desired) {
+			char *t = strdup(d->tenant);
+			if (t) {
+				free(e->tenant);
+				e->tenant = t;
+				cJSON_Delete(e->desired);
+				e->desired = desired;
+				desired = NULL;
+				snprintf(e->content_key, sizeof(e->content_key), "%s",
+					 d->content_key);
+				e->ensured = 0;
+			}
+		}
+	}
+	int ok = e && e->desired && strcmp(e->content_key, d->content_key) == 0;
+	if (ok) {
+		w->next = e->waiters;
+		e->waiters = w;
+	}
+	pthread_mutex_unlock(&f->lock);
+	cJSON_Delete(desired);
+	if (!ok) {
+		free(w);
+		return -ENOMEM;
+	}
+	wq_add(f->wq, key);
+	return 0;
+}

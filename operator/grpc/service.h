@@ -1,0 +1,36 @@
+/*
+ * grpc/service: what every service module shares: the tenant of a call, when a waiting call
+ * must be answered, and how a controller outcome becomes a gRPC answer a SQL user can read.
+ */
+#ifndef UDF_GRPC_SERVICE_H
+#define UDF_GRPC_SERVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "functions.h"
+#include "rpc.h"
+
+/* The tenant: x-databend-tenant metadata, else fallback (a request's tenant_id, may be NULL).
+ * 0, or -EINVAL with a readable reason in err. */
+int service_tenant(struct rpc_call *call, const char *fallback, const char **tenant, char *err,
+		   size_t errlen);
+
+/* When to answer a waiting call: its deadline minus a margin for the answer to travel
+ * (a fifth of the time left, between 100 and 500 ms); 30 s from now without a deadline. */
+int64_t service_answer_at(int64_t deadline_ms, int64_t now_ms);
+
+/* Packs {endpoint, headers} into the service's response message; malloc'd into *buf. */
+typedef int (*service_pack_fn)(const char *endpoint, const char *token, uint8_t **buf,
+			       size_t *len, void *arg);
+
+/*
+ * Answers call from an apply outcome. what names the function for messages ("UDF
+ * \"add_one\""). FN_READY, and FN_STARTING with a token: OK with the endpoint and
+ * headers {"x-authorization": token}. Otherwise the status and message described in
+ * udf_service.h.
+ */
+void service_answer_apply(struct rpc_call *call, const struct fn_outcome *o, const char *what,
+			  service_pack_fn pack, void *pack_arg);
+
+#endif

@@ -1,0 +1,146 @@
+"""Helpers for the node tests: a cluster with its node (hack/cluster.sh up, which runs
+hack/node.sh up), the worker image built and imported, and pods in a namespace of the test's
+own that is deleted at the end."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from cluster import SOURCE_DIR, ensure_cluster, kubectl
+
+NODE_SH = os.path.join(SOURCE_DIR, "hack", "node.sh")
+IMAGE_SH = os.path.join(SOURCE_DIR, "hack", "image.sh")
+WORKER_IMAGE = "localhost/udf-worker:dev"
+
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+    return cond
+
+
+def finish():
+    if failures:
+        print(f"{len(failures)} failure(s)")
+        return 1
+    print("all passed")
+    return 0
+
+
+def run(*args, check=True):
+    return subprocess.run(list(args), check=check, capture_output=True, text=True)
+
+
+def ensure_node(worker_image=False):
+    """Brings up the cluster and its node; with worker_image, (re)builds the worker image
+    from bin/udf-worker first and imports it. Returns the admin kubeconfig."""
+    if worker_image:
+        out = run(IMAGE_SH, "worker", check=False)
+        if out.returncode != 0:
+            sys.stderr.write(out.stdout + out.stderr)
+            raise SystemExit("hack/image.sh worker failed")
+    kubeconfig = ensure_cluster(control_plane_only=False)
+    if worker_image:
+        # A node that was already up imports the new image here.
+        run(NODE_SH, "up")
+    return kubeconfig
+
+
+class Namespace:
+    """A namespace for one test, deleted (without waiting) on exit."""
+
+    def __init__(self, prefix):
+        self.name = f"{prefix}-{os.getpid()}"
+
+    def __enter__(self):
+        kubectl("create", "namespace", self.name)
+        # Pods need the default ServiceAccount to exist even with the token not mounted.
+        deadline = time.time() + 30
+        while kubectl("-n", self.name, "get", "serviceaccount", "default",
+                      check=False).returncode != 0:
+            if time.time() > deadline:
+                raise RuntimeError("no default ServiceAccount")
+            time.sleep(0.2)
+        return self
+
+    def __exit__(self, *exc):
+        kubectl("delete", "namespace", self.name, "--wait=false", check=False)
+
+    def apply(self, manifest):
+        return kubectl("-n", self.name, "apply", "-f", "-", input=json.dumps(manifest))
+
+    def kubectl(self, *args, check=True):
+        return kubectl("-n", self.name, *args, check=check)
+
+    def wait_ready(self, pod, timeout=120):
+        r = self.kubectl("wait", "--for=condition=Ready", f"pod/{pod}", f"--timeout={timeout}s",
+                         check=False)
+        if r.returncode != 0:
+            print(self.kubectl("describe", "pod", pod, check=False).stdout[-3000:])
+        return r.returncode == 0
+
+    def pod(self, name):
+        return json.loads(self.kubectl("get", "pod", name, "-o", "json").stdout)
+
+
+def pod_manifest(name, image, runtime_class=None, command=None, port=None, volumes=None,
+                 mounts=None, labels=None, probe_path=None):
+    container = {"name": "main", "image": image, "imagePullPolicy": "Never"}
+    if command:
+        container["command"] = command
+    if port:
+        container["ports"] = [{"containerPort": port}]
+        how = {"httpGet": {"path": probe_path, "port": port}} if probe_path else \
+            {"tcpSocket": {"port": port}}
+        container["readinessProbe"] = {**how, "periodSeconds": 1}
+    if mounts:
+        container["volumeMounts"] = mounts
+    spec = {"automountServiceAccountToken": False, "containers": [container],
+            "terminationGracePeriodSeconds": 2}
+    if runtime_class:
+        spec["runtimeClassName"] = runtime_class
+    if volumes:
+        spec["volumes"] = volumes
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": labels or {"app": name}}, "spec": spec}
+
+
+# A tiny HTTP server for the worker image's Python: answers GET with the kernel release.
+KERNEL_SERVER = [
+    "/opt/udf/venv/bin/python", "-c",
+    "import http.server, platform\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def do_GET(self):\n"
+    "        b = platform.release().encode()\n"
+    "        self.send_response(200)\n"
+    "        self.send_header('Content-Length', str(len(b)))\n"
+    "        self.end_headers()\n"
+    "        self.wfile.write(b)\n"
+    "http.server.HTTPServer(('', 8080), H).serve_forever()\n",
+]
+
+
+# Pod and Service addresses are on this host: never through a proxy.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http_get(url, timeout=5.0, attempts=20):
+    """GET url (the pod network is this host's), retrying while the server starts."""
+    last = None
+    for _ in range(attempts):
+        try:
+            with _OPENER.open(url, timeout=timeout) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode(errors="replace")
+        except OSError as e:
+            last = e
+            time.sleep(0.5)
+    return None, str(last)

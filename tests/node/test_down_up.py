@@ -1,0 +1,149 @@
+"""hack/node.sh down then up, twice, with a gVisor and a runc pod running each time: after
+every down, nothing of the node is left on the host (processes, mounts, network namespaces,
+iptables chains and rules, the bridge, sysctl changes, cgroups, directories), judged against
+the host snapshot node.sh took before it changed anything; after every up the node is Ready
+again and runs pods. Under CI (CI=true) a full hack/cluster.sh down/up cycle follows."""
+
+import os
+import subprocess
+import sys
+import time
+
+import nodelib as nl
+from cluster import SOURCE_DIR, cluster_env, kubectl
+
+CLUSTER_SH = os.path.join(SOURCE_DIR, "hack", "cluster.sh")
+OUR_MARKS = ("KUBE-", "CNI-", "udfbr0", "10.244.")
+NETNS_DIR = "/run/netns"
+
+
+def state_dir():
+    return cluster_env("state")
+
+
+def read(path, default=""):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+def snapshot():
+    """node.sh's record of the host as it found it."""
+    host = os.path.join(state_dir(), "node", "host")
+    snap = {name: read(os.path.join(host, name)) for name in
+            ("sysctls", "iptables", "ip6tables", "netns", "mounts", "cgroups", "paths")}
+    return snap if read(os.path.join(host, "done"), None) is not None else None
+
+
+def our_processes():
+    marks = (os.path.join(state_dir(), "node") + "/", "/run/udf-sandbox/")
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        cmd = read(f"/proc/{pid}/cmdline").replace("\0", " ")
+        if any(m in cmd for m in marks):
+            found.append(f"{pid} {cmd[:120]}")
+    return found
+
+
+def chains(save_output):
+    table, out = "", set()
+    for line in save_output.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith(":"):
+            out.add((table, line[1:].split()[0]))
+    return out
+
+
+def our_rules(save_output):
+    return [ln for ln in save_output.splitlines()
+            if ln.startswith("-A") and any(m in ln for m in OUR_MARKS)]
+
+
+def check_host_restored(snap, cycle):
+    p = f"down #{cycle}: "
+    nl.check(not our_processes(), p + f"no process of the node left: {our_processes()[:3]}")
+    mounts = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True,
+                            text=True).stdout.split("\n")
+    prefixes = (os.path.join(state_dir(), "node") + "/", "/run/udf-sandbox", "/run/containerd")
+    left = [m for m in mounts if m.startswith(prefixes)]
+    nl.check(not left, p + f"no mount of the node left: {left[:3]}")
+    before = set(snap["netns"].split())
+    netns = [n for n in (os.listdir(NETNS_DIR) if os.path.isdir(NETNS_DIR) else [])
+             if n.startswith("cni-") and n not in before]
+    nl.check(not netns, p + f"no CNI network namespace left: {netns[:3]}")
+    for save, name in (("iptables-save", "iptables"), ("ip6tables-save", "ip6tables")):
+        now = subprocess.run([save], capture_output=True, text=True).stdout
+        extra = chains(now) - chains(snap[name])
+        nl.check(not extra, p + f"{name}: no chain added: {sorted(extra)[:5]}")
+        nl.check(not our_rules(now), p + f"{name}: no rule of ours: {our_rules(now)[:3]}")
+    link = subprocess.run(["ip", "link", "show", "udfbr0"], capture_output=True)
+    nl.check(link.returncode != 0, p + "bridge udfbr0 removed")
+    changed = []
+    for line in snap["sysctls"].splitlines():
+        key, _, value = line.partition("=")
+        now = read("/proc/sys/" + key.replace(".", "/")).strip()
+        if now.split() != value.split():
+            changed.append(f"{key}={now} (was {value})")
+    nl.check(snap["sysctls"] and not changed, p + f"sysctls as found: {changed}")
+    cg = []
+    for hier in os.listdir("/sys/fs/cgroup"):
+        d = os.path.join("/sys/fs/cgroup", hier, "kubepods")
+        if os.path.isdir(d) and d not in snap["cgroups"].split("\n"):
+            cg.append(d)
+    nl.check(not cg, p + f"no kubepods cgroup left: {cg[:3]}")
+    had = set(snap["paths"].split())
+    paths = [q for q in ("/run/containerd", "/run/udf-sandbox", "/var/lib/cni",
+                         "/var/log/containers", "/var/log/pods", "/etc/cni")
+             if os.path.exists(q) and q not in had]
+    nl.check(not paths, p + f"no directory of the node left: {paths}")
+    nl.check(not os.path.exists(os.path.join(state_dir(), "node")), p + "node state removed")
+
+
+def run_pods(cycle):
+    with nl.Namespace(f"node-cycle{cycle}") as ns:
+        ns.apply(nl.pod_manifest("gv", "localhost/pause:dev", runtime_class="gvisor"))
+        ns.apply(nl.pod_manifest("rc", "localhost/pause:dev"))
+        ok = ns.wait_ready("gv") and ns.wait_ready("rc")
+        nl.check(ok, f"up #{cycle}: a gVisor and a runc pod Ready")
+        # Leave them running: down must clean up after live pods.
+        return ns.name
+
+
+def main():
+    nl.ensure_node()
+    for cycle in (1, 2):
+        run_pods(cycle)
+        snap = snapshot()
+        if not nl.check(snap is not None, f"cycle {cycle}: node.sh recorded the host state"):
+            break
+        t0 = time.time()
+        r = subprocess.run([nl.NODE_SH, "down"], capture_output=True, text=True)
+        nl.check(r.returncode == 0, f"down #{cycle} in {time.time() - t0:.1f}s: {r.stderr[-300:]}")
+        check_host_restored(snap, cycle)
+        t0 = time.time()
+        r = subprocess.run([nl.NODE_SH, "up"], capture_output=True, text=True)
+        nl.check(r.returncode == 0, f"up #{cycle} in {time.time() - t0:.1f}s: {r.stderr[-300:]}")
+        st = subprocess.run([nl.NODE_SH, "status"], capture_output=True, text=True)
+        nl.check(st.returncode == 0 and "Ready; runtime handlers: runc runsc" in st.stdout,
+                 f"up #{cycle}: status shows Ready and handlers runc runsc")
+        rc = kubectl("get", "runtimeclass", "gvisor", "-o", "jsonpath={.handler}", check=False)
+        nl.check(rc.stdout == "runsc", f"up #{cycle}: RuntimeClass gvisor -> runsc")
+    run_pods(3)
+    if os.environ.get("CI") == "true":
+        snap = snapshot()
+        r = subprocess.run([CLUSTER_SH, "down"], capture_output=True, text=True)
+        nl.check(r.returncode == 0, "hack/cluster.sh down")
+        check_host_restored(snap, "cluster")
+        r = subprocess.run([CLUSTER_SH, "up"], capture_output=True, text=True)
+        nl.check(r.returncode == 0, f"hack/cluster.sh up (with the node): {r.stderr[-300:]}")
+        st = subprocess.run([CLUSTER_SH, "status"], capture_output=True, text=True)
+        nl.check("Ready; runtime handlers: runc runsc" in st.stdout,
+                 "hack/cluster.sh status shows the node Ready with runc and runsc")
+    return nl.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
