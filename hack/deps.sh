@@ -36,7 +36,7 @@ PACKAGES=(
 	libgrpc-dev libwebsockets-dev libcmocka-dev libssl-dev
 	shellcheck openssl jq procps psmisc
 	iproute2 iptables conntrack ethtool socat kmod util-linux
-	runc containernetworking-plugins debootstrap umoci skopeo
+	runc containernetworking-plugins debootstrap umoci skopeo patch file
 )
 
 missing=()

@@ -60,6 +60,20 @@ debian_mirror() {
 	echo "$url"
 }
 
+# remove_tree DIR...: rm -rf that first unmounts whatever an interrupted chroot left mounted
+# below DIR (its /proc and a bind of the host's /dev) and never crosses into another
+# file system.
+remove_tree() {
+	local d m
+	for d in "$@"; do
+		[ -e "$d" ] || continue
+		findmnt -rn -o TARGET | grep -F -- "$(realpath "$d")/" | sort -r | while IFS= read -r m; do
+			umount "$m" 2>/dev/null || umount -l "$m"
+		done
+		rm -rf --one-file-system "$d"
+	done
+}
+
 key_of() { printf '%s\n' "$@" | sha256sum | cut -c1-12; }
 
 has_tag() { umoci ls --layout "$LAYOUT" 2>/dev/null | grep -qxF -- "$1"; }
@@ -78,7 +92,7 @@ debootstrap_rootfs() {
 		IFS=,
 		echo "$*"
 	)
-	rm -rf "$dir"
+	remove_tree "$dir"
 	debootstrap --variant=minbase --include="$include" "$SUITE" "$dir" "$(debian_mirror)"
 	rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* "$dir"/usr/share/doc/* \
 		"$dir"/usr/share/man/* "$dir"/usr/share/locale/* "$dir"/var/log/*
@@ -118,7 +132,7 @@ in_chroot() {
 keep_rootfs() {
 	local dir="$1" tag="$2"
 	mkdir -p "$IMAGES/rootfs"
-	rm -rf "$IMAGES/rootfs/${tag%-*}"-*
+	remove_tree "$IMAGES/rootfs/${tag%-*}"-*
 	mv "$dir" "$IMAGES/rootfs/$tag"
 }
 
@@ -191,7 +205,7 @@ build_worker_base() {
 }
 
 build_worker() {
-	local base bin="$root/bin/udf-worker" work="$IMAGES/work/worker" key
+	local base bin="$root/bin/udf-worker" key
 	[ -x "$bin" ] || die "bin/udf-worker is missing; run 'make' first"
 	base=$(worker_base_tag)
 	has_tag "$base" || step "image: worker base (debootstrap, venv, pip)" build_worker_base "$base"
@@ -201,6 +215,11 @@ build_worker() {
 		return 0
 	fi
 	check_libs "$base" "$bin"
+	step "image: localhost/udf-worker:dev (binary and Python layers)" assemble_worker "$base" "$key"
+}
+
+assemble_worker() {
+	local base="$1" key="$2" bin="$root/bin/udf-worker" work="$IMAGES/work/worker"
 	rm -rf "$work"
 	mkdir -p "$work/bin"
 	cp "$bin" "$work/bin/udf-worker"
@@ -239,7 +258,7 @@ build_operator_base() {
 }
 
 build_operator() {
-	local base bin="$root/bin/udf-operator" work="$IMAGES/work/operator" key
+	local base bin="$root/bin/udf-operator" key
 	[ -x "$bin" ] || die "bin/udf-operator is missing; run 'make' first"
 	base=$(operator_base_tag)
 	has_tag "$base" || step "image: operator base (debootstrap)" build_operator_base "$base"
@@ -249,6 +268,11 @@ build_operator() {
 		return 0
 	fi
 	check_libs "$base" "$bin"
+	step "image: localhost/udf-operator:dev (binary layer)" assemble_operator "$base" "$key"
+}
+
+assemble_operator() {
+	local base="$1" key="$2" bin="$root/bin/udf-operator" work="$IMAGES/work/operator"
 	rm -rf "$work"
 	mkdir -p "$work"
 	cp "$bin" "$work/udf-operator"

@@ -47,8 +47,9 @@ OWNER="$UDF_CACHE/node/owner"
 ADMIN_KUBECONFIG="$UDF_STATE/admin.kubeconfig"
 COMPONENTS=(containerd kubelet kube-proxy)
 # Host paths that the node may create; 'down' removes those that did not exist before 'up'.
-HOST_PATHS=(/run/containerd /run/udf-sandbox /var/lib/cni /var/log/containers /var/log/pods
-	/etc/cni)
+# (The kubelet keeps its device-plugin socket under /var/lib/kubelet whatever its root dir.)
+HOST_PATHS=(/run/containerd /run/udf-sandbox /var/lib/cni /var/lib/kubelet /var/log/containers
+	/var/log/pods /etc/cni)
 NETNS_DIR=/run/netns
 # Sysctls the kubelet and kube-proxy set, and ip_forward which the node needs.
 SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
@@ -66,7 +67,10 @@ pid_of() {
 	[ -f "$f" ] || return 1
 	pid=$(cat "$f")
 	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-	[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$UDF_BIN/$1" ] || return 1
+	# Still the binary we started (a rebuilt one shows as "... (deleted)").
+	local exe
+	exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+	[ "${exe% (deleted)}" = "$UDF_BIN/$1" ] || return 1
 	echo "$pid"
 }
 
@@ -593,7 +597,10 @@ cmd_up() {
 	echo "$UDF_STATE" >"$OWNER"
 	mkdir -p "$RUN" "$LOGS"
 	step "node: record host state" snapshot_host
-	[ -f "$NPKI/kubelet.crt" ] || step "node: certificates (openssl)" gen_node_pki
+	# Certificates from an earlier cluster (another CA) are made anew.
+	if ! openssl verify -CAfile "$PKI/ca.crt" "$NPKI/kubelet.crt" >/dev/null 2>&1; then
+		step "node: certificates (openssl)" gen_node_pki
+	fi
 	step "node: configuration" write_configs
 	sysctl -q -w net.ipv4.ip_forward=1
 	prepare_netns_dir
@@ -627,7 +634,7 @@ cmd_down() {
 	rm -rf "$UDF_CACHE/logs/node-previous"
 	mkdir -p "$UDF_CACHE/logs"
 	if [ -d "$LOGS" ]; then mv "$LOGS" "$UDF_CACHE/logs/node-previous"; fi
-	rm -rf "$NODE"
+	rm -rf --one-file-system "$NODE"
 	if [ -f "$OWNER" ] && [ "$(cat "$OWNER")" = "$UDF_STATE" ]; then rm -f "$OWNER"; fi
 	echo "node: down"
 }
@@ -639,6 +646,10 @@ handlers() {
 
 cmd_status() {
 	local c pid rc=0
+	if [ ! -d "$NODE" ]; then
+		echo "node: not started for this cluster (state $NODE)"
+		return 0
+	fi
 	for c in "${COMPONENTS[@]}"; do
 		if pid=$(pid_of "$c"); then
 			printf '%-24s running  pid %-8s log %s\n' "$c" "$pid" "$LOGS/$c.log"

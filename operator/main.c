@@ -15,11 +15,14 @@
 #include "functions.h"
 #include "health.h"
 #include "httpd.h"
+#include "leader.h"
 #include "log.h"
 #include "naming.h"
 #include "rest.h"
 #include "rpc.h"
+#include "resource_service.h"
 #include "udf_service.h"
+#include "worker_service.h"
 
 #define EXIT_USAGE 2
 
@@ -30,6 +33,9 @@ struct options {
 	const char *grpc_tls_key;
 	const char *health_bind;
 	const char *tenant_ns_prefix;
+	int leader_elect;
+	const char *leader_ns;
+	const char *leader_id;
 	enum log_level log_level;
 	enum log_format log_format;
 };
@@ -40,6 +46,7 @@ struct operator_state {
 	atomic_int reachable;
 	atomic_llong probes_ok;
 	atomic_llong probes_failed;
+	atomic_int leading;
 	char server_version[64];
 };
 
@@ -59,6 +66,15 @@ static void usage(FILE *out)
 	    "  --grpc-bind-address ADDR    gRPC listen address (default :50051)\n"
 	    "  --grpc-tls-cert FILE        serve gRPC over TLS with this PEM certificate chain\n"
 	    "  --grpc-tls-key FILE         ... and this PEM private key (both or neither)\n"
+	    "  --tenant-namespace-prefix P namespace of a tenant: P<readable tenant>-<10 hex of\n"
+	    "                              sha256(tenant)>, e.g. test_tenant ->\n"
+	    "                              udf-test-tenant-<hash> (default udf-)\n"
+	    "  --leader-elect[=true|false] take part in leader election on a Lease, so only one\n"
+	    "                              replica reconciles (default false)\n"
+	    "  --leader-election-namespace NS  the Lease's namespace (default: the pod's own\n"
+	    "                              namespace in cluster, else the kubeconfig\n"
+	    "                              context's)\n"
+	    "  --leader-election-id NAME   the Lease's name (default udf-operator)\n"
 	    "  --health-bind-address ADDR  HTTP /healthz, /readyz, /metrics (default :8081;\n"
 	    "                              0 disables)\n"
 	    "  --log-format text|json      log line format (default text)\n"
@@ -77,7 +93,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 		OPT_HEALTH,
 		OPT_LOG_FORMAT,
 		OPT_LOG_LEVEL,
-		OPT_VERSION
+		OPT_VERSION,
+		OPT_NS_PREFIX,
+		OPT_LEADER_ELECT,
+		OPT_LEADER_NS,
+		OPT_LEADER_ID
 	};
 	static const struct option longopts[] = {
 	    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
@@ -85,6 +105,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"grpc-tls-cert", required_argument, NULL, OPT_TLS_CERT},
 	    {"grpc-tls-key", required_argument, NULL, OPT_TLS_KEY},
 	    {"health-bind-address", required_argument, NULL, OPT_HEALTH},
+	    {"tenant-namespace-prefix", required_argument, NULL, OPT_NS_PREFIX},
+	    {"leader-elect", optional_argument, NULL, OPT_LEADER_ELECT},
+	    {"leader-election-namespace", required_argument, NULL, OPT_LEADER_NS},
+	    {"leader-election-id", required_argument, NULL, OPT_LEADER_ID},
 	    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 	    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	    {"version", no_argument, NULL, OPT_VERSION},
@@ -110,6 +134,27 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_HEALTH:
 			o->health_bind = optarg;
+			break;
+		case OPT_NS_PREFIX:
+			o->tenant_ns_prefix = optarg;
+			break;
+		case OPT_LEADER_ELECT:
+			if (!optarg || strcmp(optarg, "true") == 0) {
+				o->leader_elect = 1;
+			} else if (strcmp(optarg, "false") == 0) {
+				o->leader_elect = 0;
+			} else {
+				fprintf(stderr,
+					"udf-operator: --leader-elect takes true or false, not \"%s\"\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_LEADER_NS:
+			o->leader_ns = optarg;
+			break;
+		case OPT_LEADER_ID:
+			o->leader_id = optarg;
 			break;
 		case OPT_LOG_FORMAT:
 			if (log_parse_format(optarg, &o->log_format) < 0) {
@@ -151,9 +196,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 		return -EINVAL;
 	}
 	if (!naming_prefix_valid(o->tenant_ns_prefix)) {
-		fprintf(stderr, "udf-operator: --tenant-namespace-prefix must be 1 to %d of a-z, 0-9 "
-				"and -, starting with a letter, not \"%s\"\n", NAMING_PREFIX_MAX,
-			o->tenant_ns_prefix);
+		fprintf(stderr,
+			"udf-operator: --tenant-namespace-prefix must be 1 to %d of a-z, 0-9 "
+			"and -, starting with a letter, not \"%s\"\n",
+			NAMING_PREFIX_MAX, o->tenant_ns_prefix);
 		return -EINVAL;
 	}
 	if (!o->grpc_tls_cert != !o->grpc_tls_key) {
@@ -232,9 +278,12 @@ static void http_handler(const char *path, int *status, char **body, const char 
 			 "# HELP udf_operator_apiserver_probes_total API server probes by result.\n"
 			 "# TYPE udf_operator_apiserver_probes_total counter\n"
 			 "udf_operator_apiserver_probes_total{result=\"ok\"} %lld\n"
-			 "udf_operator_apiserver_probes_total{result=\"failed\"} %lld\n",
+			 "udf_operator_apiserver_probes_total{result=\"failed\"} %lld\n"
+			 "# HELP udf_operator_leader 1 while this replica holds the leader Lease.\n"
+			 "# TYPE udf_operator_leader gauge\n"
+			 "udf_operator_leader %d\n",
 			 atomic_load(&st->reachable), (long long)atomic_load(&st->probes_ok),
-			 (long long)atomic_load(&st->probes_failed));
+			 (long long)atomic_load(&st->probes_failed), atomic_load(&st->leading));
 		*status = 200;
 		*body = strdup(buf);
 		*ctype = "text/plain; version=0.0.4";
@@ -243,11 +292,52 @@ static void http_handler(const char *path, int *status, char **body, const char 
 	}
 }
 
+static void on_started_leading(void *arg)
+{
+	struct operator_state *st = arg;
+	atomic_store(&st->leading, 1);
+	log_info("main", "leading: this replica reconciles");
+}
+
+static void on_new_leader(void *arg, const char *identity)
+{
+	log_info("main", "the leader is now %s", identity ? identity : "(none)");
+}
+
+/* Only the reconcilers wait for leadership; every replica serves gRPC, since the state the
+ * calls read lives in the API server. Losing the lease ends the process (kube/leader.h). */
+static int start_leader_election(const struct options *o, struct operator_state *st,
+				 struct kube_leader **out)
+{
+	const char *ns = o->leader_ns;
+	if (!ns)
+		ns = kube_config_namespace(kube_client_config(st->kube));
+	if (!ns || !*ns)
+		ns = "udf-system";
+	struct kube_leader_opts lo = {
+	    .ns = ns,
+	    .name = o->leader_id ? o->leader_id : "udf-operator",
+	    .on_started_leading = on_started_leading,
+	    .on_new_leader = on_new_leader,
+	    .arg = st,
+	};
+	if (kube_leader_new(st->kube, &lo, out) < 0 || kube_leader_start(*out) < 0) {
+		log_error("main", "cannot start leader election on Lease %s/%s", lo.ns, lo.name);
+		kube_leader_free(*out);
+		*out = NULL;
+		return -1;
+	}
+	log_info("main", "leader election on Lease %s/%s as %s", lo.ns, lo.name,
+		 kube_leader_identity(*out));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = {
 	    .grpc_bind = ":50051",
 	    .health_bind = ":8081",
+	    .tenant_ns_prefix = "udf-",
 	    .log_level = LOG_LEVEL_INFO,
 	    .log_format = LOG_FORMAT_TEXT,
 	};
@@ -256,6 +346,7 @@ int main(int argc, char **argv)
 	struct rpc_server *rpc = NULL;
 	struct functions *fns = NULL;
 	struct httpd *http = NULL;
+	struct kube_leader *leader = NULL;
 	char err[512] = "";
 	int rc = EXIT_FAILURE;
 	sigset_t sigs;
@@ -298,6 +389,7 @@ int main(int argc, char **argv)
 		goto out_rpc;
 	}
 	if (health_register(rpc, st.health) < 0 || udf_service_register(rpc, fns) < 0 ||
+	    resource_service_register(rpc, fns) < 0 || worker_service_register(rpc, fns) < 0 ||
 	    rpc_server_start(rpc) < 0) {
 		log_error("main", "cannot start the gRPC server");
 		goto out_rpc;
@@ -311,6 +403,8 @@ int main(int argc, char **argv)
 	if (http)
 		log_info("main", "HTTP /healthz /readyz /metrics on %s (port %d)", o.health_bind,
 			 httpd_port(http));
+	if (o.leader_elect && start_leader_election(&o, &st, &leader) < 0)
+		goto out_http;
 
 	for (;;) {
 		probe_apiserver(&st);
@@ -325,6 +419,11 @@ int main(int argc, char **argv)
 	}
 	rc = EXIT_SUCCESS;
 
+	if (leader) {
+		kube_leader_stop(leader); /* releases the Lease so a successor need not wait */
+		kube_leader_free(leader);
+	}
+out_http:
 	httpd_stop(http);
 out_rpc:
 	functions_shutdown(fns); /* parked calls answer now, so the server need not wait */

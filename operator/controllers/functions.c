@@ -1,4 +1,5 @@
 #include "functions.h"
+#include "functions_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -28,7 +29,7 @@
 /* A cached token is re-read from its Secret after this long (tokens can rotate). */
 #define TOKEN_TTL_MS 300000
 /* A call without a deadline still gets an answer. */
-#define MAX_WAIT_MS 60000
+#define MAX_WAIT_MS    60000
 #define UPDATE_RETRIES 5
 
 static const struct kube_res res_functions = {"apis/udf.sandbox.io/v1alpha1", "udffunctions"};
@@ -49,17 +50,32 @@ struct entry {
 	char name[254];
 	char *tenant;
 	char content_key[65];
-	cJSON *desired;	   /* the object to create; NULL when only touched */
-	int ensured;	   /* the namespace and the object with content_key exist */
+	cJSON *desired; /* the object to create; NULL when only touched */
+	int ensured;	/* the namespace and the object with content_key exist */
 	struct waiter *waiters;
 	int64_t last_touch_ms;
 	int touch_due;
+};
+
+struct ready_fn {
+	char *tenant;
+	char *content_key;
+	char *endpoint;
+	char *token_secret;
 };
 
 struct token {
 	char *value;
 	int64_t fetched_ms;
 };
+
+struct job {
+	void (*fn)(void *arg);
+	void *arg;
+	struct job *next;
+};
+
+#define OPS_THREADS 4
 
 struct functions {
 	struct kube_client *kube;
@@ -72,8 +88,23 @@ struct functions {
 	pthread_mutex_t lock;
 	struct strmap entries; /* "ns/name" -> struct entry */
 	struct strmap tokens;  /* "ns/secret" -> struct token */
+	/* Kept by the informer handlers so a hot call copies no object: */
+	struct strmap ready;	  /* "ns/name" of a Ready function -> struct ready_fn */
+	struct strmap ns_tenants; /* tenant namespace -> its tenant annotation (char *) */
 	atomic_int shutting_down;
 	int started;
+	/* one-off blocking operations (worker records): a FIFO served by OPS_THREADS */
+	pthread_t ops[OPS_THREADS];
+	int n_ops;
+	struct job *jobs_head, *jobs_tail;
+	pthread_cond_t jobs_cond;
+	int ops_stop;
+	/* The deadline sweeper answers parked calls on time even while a worker is stuck in a
+	 * slow API request for their function. */
+	pthread_t sweeper;
+	int sweeper_started;
+	pthread_cond_t sweep_cond;
+	int64_t next_deadline; /* earliest answer_at of any parked call, INT64_MAX: none */
 };
 
 static int64_t now_ms(void)
@@ -117,6 +148,12 @@ void functions_read_status(const cJSON *obj, struct fn_status *st)
 	static const char *const failing_steps[] = {"ImportsFetched", "PackagesInstalled",
 						    "Specialized", "CodeLoaded"};
 	memset(st, 0, sizeof(*st));
+	/* A status written for an older spec says nothing about the current one: its endpoint
+	 * may serve the old code, its failure may be fixed. */
+	long long gen = k8s_int(obj, "metadata.generation", 0);
+	long long seen = k8s_int(obj, "status.observedGeneration", 0);
+	if (seen < gen)
+		return;
 	const char *ep = k8s_str(obj, "status.endpoint");
 	st->endpoint = ep && *ep ? ep : NULL;
 	const char *sec = k8s_str(obj, "status.tokenSecretName");
@@ -130,11 +167,6 @@ void functions_read_status(const cJSON *obj, struct fn_status *st)
 	}
 	if (ready)
 		st->message = cond_str(ready, "message");
-	/* A failure recorded for an older generation says nothing about the current spec. */
-	long long gen = k8s_int(obj, "metadata.generation", 0);
-	long long seen = k8s_int(obj, "status.observedGeneration", 0);
-	if (seen < gen)
-		return;
 	for (size_t i = 0; i < sizeof(failing_steps) / sizeof(failing_steps[0]); i++) {
 		const cJSON *c = condition(obj, failing_steps[i]);
 		const char *s = c ? cond_str(c, "status") : NULL;
@@ -216,7 +248,8 @@ cJSON *functions_object(const struct fn_desc *d, const char *ns)
 			for (size_t i = 0; ok && i < d->n_imports; i++) {
 				cJSON *im = cJSON_CreateObject();
 				ok = cJSON_AddItemToArray(imps, im) &&
-				     cJSON_AddStringToObject(im, "location", d->imports[i].location) &&
+				     cJSON_AddStringToObject(im, "location",
+							     d->imports[i].location) &&
 				     cJSON_AddStringToObject(im, "url", d->imports[i].url) &&
 				     cJSON_AddStringToObject(im, "tag", d->imports[i].tag);
 			}
@@ -410,15 +443,16 @@ static cJSON *netpol_object(const char *ns)
 	/* Sandbox pods take Flight calls and the operator's control calls; they reach DNS and
 	 * the outside world (imports, packages) but not the cloud metadata service. */
 	static const char *const fmt =
-		"{\"apiVersion\":\"networking.k8s.io/v1\",\"kind\":\"NetworkPolicy\","
-		"\"metadata\":{\"name\":\"" NETPOL_NAME "\",\"namespace\":\"%s\","
-		"\"labels\":{\"" LABEL_MANAGED_BY "\":\"udf-operator\"}},"
-		"\"spec\":{\"podSelector\":{},\"policyTypes\":[\"Ingress\",\"Egress\"],"
-		"\"ingress\":[{\"ports\":[{\"protocol\":\"TCP\",\"port\":8815},"
-		"{\"protocol\":\"TCP\",\"port\":8080},{\"protocol\":\"TCP\",\"port\":9090}]}],"
-		"\"egress\":[{\"ports\":[{\"protocol\":\"UDP\",\"port\":53},"
-		"{\"protocol\":\"TCP\",\"port\":53}]},"
-		"{\"to\":[{\"ipBlock\":{\"cidr\":\"0.0.0.0/0\",\"except\":[\"169.254.169.254/32\"]}}]}]}}";
+	    "{\"apiVersion\":\"networking.k8s.io/v1\",\"kind\":\"NetworkPolicy\","
+	    "\"metadata\":{\"name\":\"" NETPOL_NAME "\",\"namespace\":\"%s\","
+	    "\"labels\":{\"" LABEL_MANAGED_BY "\":\"udf-operator\"}},"
+	    "\"spec\":{\"podSelector\":{},\"policyTypes\":[\"Ingress\",\"Egress\"],"
+	    "\"ingress\":[{\"ports\":[{\"protocol\":\"TCP\",\"port\":8815},"
+	    "{\"protocol\":\"TCP\",\"port\":8080},{\"protocol\":\"TCP\",\"port\":9090}]}],"
+	    "\"egress\":[{\"ports\":[{\"protocol\":\"UDP\",\"port\":53},"
+	    "{\"protocol\":\"TCP\",\"port\":53}]},"
+	    "{\"to\":[{\"ipBlock\":{\"cidr\":\"0.0.0.0/0\",\"except\":[\"169.254.169.254/"
+	    "32\"]}}]}]}}";
 	char buf[1200];
 	snprintf(buf, sizeof(buf), fmt, ns);
 	return cJSON_Parse(buf);
@@ -430,8 +464,8 @@ static int ns_owned_by(const cJSON *nsobj, const char *tenant)
 	return t && strcmp(t, tenant) == 0;
 }
 
-static int ensure_namespace(struct functions *f, const char *ns, const char *tenant,
-			    char *msg, size_t msglen)
+static int ensure_namespace(struct functions *f, const char *ns, const char *tenant, char *msg,
+			    size_t msglen)
 {
 	cJSON *nsobj = kube_informer_get(f->inf_ns, ns);
 	if (nsobj) {
@@ -466,8 +500,8 @@ static int ensure_namespace(struct functions *f, const char *ns, const char *ten
 			 cJSON_AddStringToObject(labels, LABEL_TENANT_NS, "true") &&
 			 cJSON_AddStringToObject(labels, "pod-security.kubernetes.io/enforce",
 						 "restricted") &&
-			 cJSON_AddStringToObject(labels, "pod-security.kubernetes.io/enforce-version",
-						 "latest") &&
+			 cJSON_AddStringToObject(
+			     labels, "pod-security.kubernetes.io/enforce-version", "latest") &&
 			 cJSON_AddStringToObject(annos, ANNO_TENANT, tenant);
 		rc = ok ? kube_create(f->kube, &res_namespaces, NULL, obj, NULL) : -ENOMEM;
 		cJSON_Delete(obj);
@@ -496,8 +530,8 @@ static int ensure_namespace(struct functions *f, const char *ns, const char *ten
 
 /* Creates the object, or reuses the existing one, replacing its spec when its content key
  * differs. *out: the object as the server has it. */
-static int ensure_object(struct functions *f, const cJSON *desired, const char *tenant,
-			 cJSON **out, char *msg, size_t msglen)
+static int ensure_object(struct functions *f, const cJSON *desired, const char *tenant, cJSON **out,
+			 char *msg, size_t msglen)
 {
 	const char *ns = k8s_str(desired, "metadata.namespace");
 	const char *name = k8s_str(desired, "metadata.name");
@@ -507,8 +541,8 @@ static int ensure_object(struct functions *f, const cJSON *desired, const char *
 		log_info("functions", "created UdfFunction %s/%s", ns, name);
 		return 0;
 	}
-	for (int attempt = 0; rc == KUBE_EALREADY_EXISTS || (rc == KUBE_ECONFLICT &&
-							      attempt < UPDATE_RETRIES);
+	for (int attempt = 0;
+	     rc == KUBE_EALREADY_EXISTS || (rc == KUBE_ECONFLICT && attempt < UPDATE_RETRIES);
 	     attempt++) {
 		cJSON *cur = NULL;
 		rc = kube_get_object(f->kube, &res_functions, ns, name, &cur);
@@ -540,8 +574,9 @@ static int ensure_object(struct functions *f, const cJSON *desired, const char *
 		cJSON_AddStringToObject(annos, ANNO_CONTENT_KEY, key);
 		cJSON *spec = cJSON_Duplicate(k8s_get(desired, "spec"), 1);
 		/* Worker records (tags, options) and replica settings survive a new UDF body. */
-		const char *keep[] = {"tags", "options", "replicas", "minReplicas", "maxReplicas",
-				      "idleTimeoutSeconds", "poolRef", "env", "resources"};
+		const char *keep[] = {"tags",	     "options",	    "replicas",
+				      "minReplicas", "maxReplicas", "idleTimeoutSeconds",
+				      "poolRef",     "env",	    "resources"};
 		const cJSON *old_spec = k8s_get(cur, "spec");
 		for (size_t i = 0; spec && old_spec && i < sizeof(keep) / sizeof(keep[0]); i++) {
 			const cJSON *v = cJSON_GetObjectItemCaseSensitive(old_spec, keep[i]);
@@ -712,6 +747,14 @@ static int process(void *arg, const char *key)
 		}
 	}
 	evaluate(f, key, ns, obj);
+	/* Ensured and nobody waiting: the object to create (code included) is not needed. */
+	pthread_mutex_lock(&f->lock);
+	e = strmap_get(&f->entries, key);
+	if (e && e->ensured && !e->waiters) {
+		cJSON_Delete(e->desired);
+		e->desired = NULL;
+	}
+	pthread_mutex_unlock(&f->lock);
 out_touch:
 	pthread_mutex_lock(&f->lock);
 	e = strmap_get(&f->entries, key);
@@ -729,6 +772,99 @@ out:
 	return 0;
 }
 
+/* What the caches say about key now, for a call whose time is up (no I/O). */
+static void answer_from_cache(struct functions *f, const char *key, const char *ns,
+			      struct waiter *w)
+{
+	cJSON *obj = kube_informer_get(f->inf_fn, key);
+	struct fn_status st = {0};
+	char *token = NULL;
+	if (obj)
+		functions_read_status(obj, &st);
+	if (st.token_secret)
+		token = token_cached(f, ns, st.token_secret);
+	if (st.ready && token)
+		answer(w->cb, w->arg, FN_READY, st.endpoint, token, NULL);
+	else if (st.failed)
+		answer(w->cb, w->arg, FN_FAILED, st.endpoint, NULL,
+		       st.message ? st.message : "provisioning failed");
+	else if (st.endpoint)
+		answer(w->cb, w->arg, FN_STARTING, st.endpoint, token, st.message);
+	else
+		answer(w->cb, w->arg, FN_PROVISIONING, NULL, NULL, st.message);
+	free(token);
+	cJSON_Delete(obj);
+}
+
+struct due {
+	struct waiter *w;
+	char key[320];
+	char ns[64];
+	struct due *next;
+};
+
+static void *sweeper_thread(void *arg)
+{
+	struct functions *f = arg;
+	pthread_mutex_lock(&f->lock);
+	while (!f->ops_stop) {
+		int64_t now = now_ms();
+		if (f->next_deadline > now) {
+			struct timespec ts;
+			int64_t wait =
+			    f->next_deadline == INT64_MAX ? 1000 : f->next_deadline - now;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += wait / 1000;
+			ts.tv_nsec += (wait % 1000) * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&f->sweep_cond, &f->lock, &ts);
+			continue;
+		}
+		/* Take every call whose time is up; recompute the next deadline. */
+		struct due *due = NULL;
+		int64_t next = INT64_MAX;
+		struct strmap_iter it;
+		const char *key;
+		void *val;
+		strmap_iter_init(&f->entries, &it);
+		while (strmap_iter_next(&f->entries, &it, &key, &val)) {
+			struct entry *e = val;
+			struct waiter **pp = &e->waiters;
+			while (*pp) {
+				struct waiter *w = *pp;
+				struct due *d = w->answer_at <= now ? malloc(sizeof(*d)) : NULL;
+				if (d) {
+					*pp = w->next;
+					d->w = w;
+					snprintf(d->key, sizeof(d->key), "%s", key);
+					snprintf(d->ns, sizeof(d->ns), "%s", e->ns);
+					d->next = due;
+					due = d;
+					continue;
+				}
+				if (w->answer_at < next)
+					next = w->answer_at;
+				pp = &w->next;
+			}
+		}
+		f->next_deadline = next;
+		pthread_mutex_unlock(&f->lock);
+		while (due) {
+			struct due *n = due->next;
+			answer_from_cache(f, due->key, due->ns, due->w);
+			free(due->w);
+			free(due);
+			due = n;
+		}
+		pthread_mutex_lock(&f->lock);
+	}
+	pthread_mutex_unlock(&f->lock);
+	return NULL;
+}
+
 /* ---- informer handlers (loop thread: only enqueue) ---- */
 
 static void wake(struct functions *f, const cJSON *obj)
@@ -744,20 +880,109 @@ static void wake(struct functions *f, const cJSON *obj)
 		wq_add(f->wq, key);
 }
 
+static void ready_free(void *p)
+{
+	struct ready_fn *r = p;
+	if (!r)
+		return;
+	free(r->tenant);
+	free(r->content_key);
+	free(r->endpoint);
+	free(r->token_secret);
+	free(r);
+}
+
+/* Keeps f->ready in step with the cache (loop thread). */
+static void note_ready(struct functions *f, const cJSON *obj, int deleted)
+{
+	char key[320];
+	struct fn_status st;
+	struct ready_fn *r = NULL;
+	void *old = NULL;
+	if (kube_object_key(obj, key, sizeof(key)) < 0)
+		return;
+	functions_read_status(obj, &st);
+	const char *tenant = k8s_str(obj, "spec.tenant");
+	const char *ck = annotation(obj, ANNO_CONTENT_KEY);
+	if (!deleted && st.ready && tenant && ck) {
+		r = calloc(1, sizeof(*r));
+		if (r) {
+			r->tenant = strdup(tenant);
+			r->content_key = strdup(ck);
+			r->endpoint = strdup(st.endpoint);
+			r->token_secret = strdup(st.token_secret);
+			if (!r->tenant || !r->content_key || !r->endpoint || !r->token_secret) {
+				ready_free(r);
+				r = NULL;
+			}
+		}
+	}
+	pthread_mutex_lock(&f->lock);
+	if (r) {
+		if (strmap_put(&f->ready, key, r, &old) < 0) {
+			ready_free(r);
+			strmap_del(&f->ready, key, &old);
+		}
+	} else {
+		strmap_del(&f->ready, key, &old);
+	}
+	pthread_mutex_unlock(&f->lock);
+	ready_free(old);
+}
+
 static void on_add(void *arg, const cJSON *obj)
 {
+	note_ready(arg, obj, 0);
 	wake(arg, obj);
 }
 
 static void on_update(void *arg, const cJSON *old, const cJSON *obj)
 {
+	note_ready(arg, obj, 0);
 	wake(arg, obj);
+}
+
+static void note_ns(struct functions *f, const cJSON *nsobj, int deleted)
+{
+	const char *name = k8s_str(nsobj, "metadata.name");
+	const char *t = annotation(nsobj, ANNO_TENANT);
+	char *copy = !deleted && t ? strdup(t) : NULL;
+	void *old = NULL;
+	if (!name)
+		return;
+	pthread_mutex_lock(&f->lock);
+	if (copy) {
+		if (strmap_put(&f->ns_tenants, name, copy, &old) < 0) {
+			free(copy);
+			strmap_del(&f->ns_tenants, name, &old);
+		}
+	} else {
+		strmap_del(&f->ns_tenants, name, &old);
+	}
+	pthread_mutex_unlock(&f->lock);
+	free(old);
+}
+
+static void on_ns_add(void *arg, const cJSON *obj)
+{
+	note_ns(arg, obj, 0);
+}
+
+static void on_ns_update(void *arg, const cJSON *old, const cJSON *obj)
+{
+	note_ns(arg, obj, 0);
+}
+
+static void on_ns_delete(void *arg, const cJSON *obj)
+{
+	note_ns(arg, obj, 1);
 }
 
 static void on_delete(void *arg, const cJSON *obj)
 {
 	struct functions *f = arg;
 	char key[320];
+	note_ready(f, obj, 1);
 	if (kube_object_key(obj, key, sizeof(key)) < 0)
 		return;
 	pthread_mutex_lock(&f->lock);
@@ -783,16 +1008,22 @@ int functions_new(const struct functions_options *o, struct functions **out)
 	snprintf(f->prefix, sizeof(f->prefix), "%s", o->ns_prefix);
 	f->n_workers = o->workers > 0 ? o->workers : 8;
 	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->jobs_cond, NULL);
+	pthread_cond_init(&f->sweep_cond, NULL);
+	f->next_deadline = INT64_MAX;
 	strmap_init(&f->entries);
 	strmap_init(&f->tokens);
+	strmap_init(&f->ready);
+	strmap_init(&f->ns_tenants);
 
 	static const struct kube_handlers fn_handlers_template = {on_add, on_update, on_delete,
 								  NULL};
 	struct kube_handlers h = fn_handlers_template;
 	h.arg = f;
 	struct kube_informer_opts fo = {.res = &res_functions, .handlers = &h};
-	struct kube_informer_opts nso = {.res = &res_namespaces,
-					 .label_selector = LABEL_TENANT_NS "=true"};
+	struct kube_handlers nsh = {on_ns_add, on_ns_update, on_ns_delete, f};
+	struct kube_informer_opts nso = {
+	    .res = &res_namespaces, .label_selector = LABEL_TENANT_NS "=true", .handlers = &nsh};
 	int rc = kube_informers_new(f->kube, &f->loop);
 	if (rc == 0)
 		rc = kube_informer_add(f->loop, &fo, &f->inf_fn);
@@ -808,8 +1039,112 @@ int functions_new(const struct functions_options *o, struct functions **out)
 	return 0;
 }
 
+static void *ops_thread(void *arg)
+{
+	struct functions *f = arg;
+	for (;;) {
+		pthread_mutex_lock(&f->lock);
+		while (!f->jobs_head && !f->ops_stop)
+			pthread_cond_wait(&f->jobs_cond, &f->lock);
+		struct job *j = f->jobs_head;
+		if (j) {
+			f->jobs_head = j->next;
+			if (!f->jobs_head)
+				f->jobs_tail = NULL;
+		}
+		pthread_mutex_unlock(&f->lock);
+		if (!j)
+			return NULL;
+		j->fn(j->arg);
+		free(j);
+	}
+}
+
+int functions_submit(struct functions *f, void (*fn)(void *arg), void *arg)
+{
+	if (atomic_load(&f->shutting_down))
+		return -ESHUTDOWN;
+	struct job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->fn = fn;
+	j->arg = arg;
+	pthread_mutex_lock(&f->lock);
+	if (f->jobs_tail)
+		f->jobs_tail->next = j;
+	else
+		f->jobs_head = j;
+	f->jobs_tail = j;
+	pthread_cond_signal(&f->jobs_cond);
+	pthread_mutex_unlock(&f->lock);
+	return 0;
+}
+
+int functions_run_blocking(struct functions *f, void (*fn)(void *arg), void *arg)
+{
+	return functions_submit(f, fn, arg);
+}
+
+struct kube_client *functions_kube(struct functions *f)
+{
+	return f->kube;
+}
+
+int functions_namespace(struct functions *f, const char *tenant, char ns[64])
+{
+	return naming_tenant_namespace(f->prefix, tenant, ns);
+}
+
+int functions_ensure_namespace(struct functions *f, const char *tenant, char ns[64], char *msg,
+			       size_t msglen)
+{
+	int rc = naming_tenant_namespace(f->prefix, tenant, ns);
+	if (rc < 0) {
+		snprintf(msg, msglen, "the tenant name cannot be mapped to a namespace");
+		return FN_INVALID;
+	}
+	return ensure_namespace(f, ns, tenant, msg, msglen);
+}
+
+int functions_tenant_namespace_known(struct functions *f, const char *tenant, char ns[64])
+{
+	if (naming_tenant_namespace(f->prefix, tenant, ns) < 0)
+		return -1;
+	cJSON *nsobj = kube_informer_get(f->inf_ns, ns);
+	if (!nsobj)
+		return 0;
+	int owned = ns_owned_by(nsobj, tenant);
+	cJSON_Delete(nsobj);
+	return owned ? 1 : -1;
+}
+
+cJSON *functions_cached(struct functions *f, const char *ns, const char *name)
+{
+	char key[320];
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	return kube_informer_get(f->inf_fn, key);
+}
+
+cJSON *functions_cached_list(struct functions *f)
+{
+	return kube_informer_list(f->inf_fn);
+}
+
+int functions_synced(struct functions *f)
+{
+	return kube_informer_has_synced(f->inf_fn) && kube_informer_has_synced(f->inf_ns);
+}
+
 int functions_start(struct functions *f)
 {
+	for (int i = 0; i < OPS_THREADS; i++) {
+		if (pthread_create(&f->ops[i], NULL, ops_thread, f) != 0)
+			return -EAGAIN;
+		f->n_ops++;
+	}
+	if (pthread_create(&f->sweeper, NULL, sweeper_thread, f) != 0)
+		return -EAGAIN;
+	f->sweeper_started = 1;
 	int rc = kube_informers_start(f->loop);
 	if (rc == 0)
 		rc = wq_run(f->wq, f->n_workers, process, f);
@@ -861,11 +1196,24 @@ void functions_free(struct functions *f)
 		wq_shutdown(f->wq);
 		wq_free(f->wq);
 	}
+	pthread_mutex_lock(&f->lock);
+	f->ops_stop = 1; /* the queue drains first: every submitted job answers its call */
+	pthread_cond_broadcast(&f->jobs_cond);
+	pthread_cond_broadcast(&f->sweep_cond);
+	pthread_mutex_unlock(&f->lock);
+	for (int i = 0; i < f->n_ops; i++)
+		pthread_join(f->ops[i], NULL);
+	if (f->sweeper_started)
+		pthread_join(f->sweeper, NULL);
 	kube_informers_free(f->loop);
 	/* A worker may have parked a call after the first sweep. */
 	answer_all(f, FN_SHUTDOWN, "udf-operator is shutting down; retry");
 	strmap_free(&f->entries, entry_free);
 	strmap_free(&f->tokens, token_free);
+	strmap_free(&f->ready, ready_free);
+	strmap_free(&f->ns_tenants, free);
+	pthread_cond_destroy(&f->jobs_cond);
+	pthread_cond_destroy(&f->sweep_cond);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
@@ -883,42 +1231,43 @@ int functions_apply(struct functions *f, const struct fn_desc *d, int64_t answer
 		return 0;
 	}
 
-	/* Hot: the caches already know the function is ready. */
-	cJSON *obj = kube_informer_get(f->inf_fn, key);
-	cJSON *nsobj = obj ? kube_informer_get(f->inf_ns, ns) : NULL;
-	if (obj && nsobj && ns_owned_by(nsobj, d->tenant) &&
-	    object_matches(obj, d->tenant, d->content_key)) {
-		struct fn_status st;
-		functions_read_status(obj, &st);
-		char *token = st.ready ? token_cached(f, ns, st.token_secret) : NULL;
-		if (token) {
-			int64_t now = now_ms();
-			int touch_now = 0;
-			pthread_mutex_lock(&f->lock);
+	/* Hot: the caches already know the function is ready (no object is copied). */
+	char endpoint[1025], token[4097];
+	int hot = 0, touch_now = 0;
+	int64_t now = now_ms();
+	pthread_mutex_lock(&f->lock);
+	struct ready_fn *r = strmap_get(&f->ready, key);
+	const char *owner = strmap_get(&f->ns_tenants, ns);
+	if (r && owner && strcmp(owner, d->tenant) == 0 && strcmp(r->tenant, d->tenant) == 0 &&
+	    strcmp(r->content_key, d->content_key) == 0) {
+		char tkey[320];
+		snprintf(tkey, sizeof(tkey), "%s/%s", ns, r->token_secret);
+		struct token *t = strmap_get(&f->tokens, tkey);
+		if (t && now - t->fetched_ms < TOKEN_TTL_MS && strlen(t->value) < sizeof(token) &&
+		    strlen(r->endpoint) < sizeof(endpoint)) {
+			strcpy(endpoint, r->endpoint);
+			strcpy(token, t->value);
+			hot = 1;
 			struct entry *e = entry_get_locked(f, key, ns, d->name, d->tenant);
 			if (e && now - e->last_touch_ms >= TOUCH_EVERY_MS) {
 				e->last_touch_ms = now;
 				e->touch_due = 1;
 				touch_now = 1;
 			}
-			pthread_mutex_unlock(&f->lock);
-			answer(cb, arg, FN_READY, st.endpoint, token, NULL);
-			free(token);
-			cJSON_Delete(obj);
-			cJSON_Delete(nsobj);
-			if (touch_now)
-				wq_add(f->wq, key);
-			return 0;
 		}
 	}
-	cJSON_Delete(obj);
-	cJSON_Delete(nsobj);
+	pthread_mutex_unlock(&f->lock);
+	if (hot) {
+		answer(cb, arg, FN_READY, endpoint, token, NULL);
+		if (touch_now)
+			wq_add(f->wq, key);
+		return 0;
+	}
 
 	/* Slow: park the call; a worker creates or reuses the function and answers. */
 	struct waiter *w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
-	int64_t now = now_ms();
 	w->cb = cb;
 	w->arg = arg;
 	w->answer_at = answer_at_ms - now > MAX_WAIT_MS ? now + MAX_WAIT_MS : answer_at_ms;
@@ -950,6 +1299,10 @@ int functions_apply(struct functions *f, const struct fn_desc *d, int64_t answer
 	if (ok) {
 		w->next = e->waiters;
 		e->waiters = w;
+		if (w->answer_at < f->next_deadline) {
+			f->next_deadline = w->answer_at;
+			pthread_cond_signal(&f->sweep_cond);
+		}
 	}
 	pthread_mutex_unlock(&f->lock);
 	cJSON_Delete(desired);

@@ -9,14 +9,14 @@
  * calling thread when the cache already has the answer (a hot call), else from a worker.
  * Everything passed in is borrowed for the duration of the call (copied when needed).
  *
- * The contract with the function controller is the UdfFunction's status:
+ * The contract with the function controller is the UdfFunction's status, read only when it
+ * describes the current spec (status.observedGeneration >= metadata.generation):
  * - conditions[type=Ready].status "True" with status.endpoint and status.tokenSecretName:
  *   ready; the Secret keeps the token under the key "token";
  * - status.endpoint set while not ready: the endpoint that will become usable;
  * - provisioning failed: a condition of type ImportsFetched, PackagesInstalled, Specialized
- *   or CodeLoaded with status "False", or Ready "False" with a reason ending in "Failed",
- *   for the current generation (status.observedGeneration >= metadata.generation). Its
- *   message is passed to the caller as the function's own reason.
+ *   or CodeLoaded with status "False", or Ready "False" with a reason ending in "Failed".
+ *   Its message is passed to the caller as the function's own reason.
  */
 #ifndef UDF_CONTROLLERS_FUNCTIONS_H
 #define UDF_CONTROLLERS_FUNCTIONS_H
@@ -31,8 +31,8 @@ struct functions;
 
 struct functions_options {
 	struct kube_client *kube; /* borrowed; outlives the functions */
-	const char *ns_prefix;    /* tenant namespace prefix, e.g. "udf-" */
-	int workers;              /* threads doing Kubernetes requests (0: 8) */
+	const char *ns_prefix;	  /* tenant namespace prefix, e.g. "udf-" */
+	int workers;		  /* threads doing Kubernetes requests (0: 8) */
 };
 
 int functions_new(const struct functions_options *o, struct functions **out);
@@ -59,8 +59,8 @@ struct fn_kv {
 enum fn_protocol { FN_PROTO_UDF = 1, FN_PROTO_RESOURCE = 2, FN_PROTO_WORKER = 3 };
 
 struct fn_desc {
-	const char *tenant;        /* exact tenant name, naming_tenant_valid() */
-	const char *name;          /* the UdfFunction's name: a DNS label */
+	const char *tenant;	   /* exact tenant name, naming_tenant_valid() */
+	const char *name;	   /* the UdfFunction's name: a DNS label */
 	const char *function_name; /* SQL name for spec.functionName, may be NULL */
 	const char *content_key;   /* hex digest of what the function runs */
 	enum fn_protocol protocol;
@@ -89,14 +89,14 @@ struct fn_desc {
 
 /* ---- outcomes ---- */
 enum fn_result {
-	FN_READY,       /* endpoint + token */
-	FN_STARTING,    /* endpoint known (token too when it exists), not ready yet */
+	FN_READY,	 /* endpoint + token */
+	FN_STARTING,	 /* endpoint known (token too when it exists), not ready yet */
 	FN_PROVISIONING, /* no endpoint known by the deadline */
-	FN_FAILED,      /* provisioning failed: message is the function's own reason */
-	FN_UNREACHABLE, /* the API server did not answer */
-	FN_INVALID,     /* the API server's validation refused the object (message says why) */
-	FN_REJECTED,    /* the API server refused otherwise (message says why) */
-	FN_CONFLICT,    /* the namespace or name belongs to another tenant / function */
+	FN_FAILED,	 /* provisioning failed: message is the function's own reason */
+	FN_UNREACHABLE,	 /* the API server did not answer */
+	FN_INVALID,	 /* the API server's validation refused the object (message says why) */
+	FN_REJECTED,	 /* the API server refused otherwise (message says why) */
+	FN_CONFLICT,	 /* the namespace or name belongs to another tenant / function */
 	FN_NOT_FOUND,
 	FN_EXISTS,
 	FN_SHUTDOWN,
@@ -120,13 +120,17 @@ typedef void (*fn_apply_cb)(void *arg, const struct fn_outcome *o);
 int functions_apply(struct functions *f, const struct fn_desc *d, int64_t answer_at_ms,
 		    fn_apply_cb cb, void *arg);
 
+/* Runs fn(arg) on one of the threads for blocking work (they may wait on the network).
+ * 0, or -ESHUTDOWN / -ENOMEM when fn will not run. */
+int functions_run_blocking(struct functions *f, void (*fn)(void *arg), void *arg);
+
 /* ---- the status contract, exposed for unit tests ---- */
 struct fn_status {
 	int ready;
 	int failed;
-	const char *endpoint;          /* borrowed from the object, NULL when unset */
-	const char *token_secret;      /* borrowed, NULL when unset */
-	const char *message;           /* borrowed failure / progress message, may be NULL */
+	const char *endpoint;	  /* borrowed from the object, NULL when unset */
+	const char *token_secret; /* borrowed, NULL when unset */
+	const char *message;	  /* borrowed failure / progress message, may be NULL */
 };
 void functions_read_status(const cJSON *obj, struct fn_status *st);
 

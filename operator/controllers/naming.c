@@ -32,17 +32,18 @@ int naming_tenant_valid(const char *tenant, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (n > NAMING_TENANT_MAX) {
-		snprintf(err, errlen, "the tenant name is %zu bytes long; at most %d are allowed", n,
-			 NAMING_TENANT_MAX);
+		snprintf(err, errlen, "the tenant name is %zu bytes long; at most %d are allowed",
+			 n, NAMING_TENANT_MAX);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)tenant[i];
 		if (c < 0x20 || c > 0x7e) {
-			snprintf(err, errlen,
-				 "the tenant name has a byte 0x%02x at offset %zu that is not printable "
-				 "ASCII",
-				 c, i);
+			snprintf(
+			    err, errlen,
+			    "the tenant name has a byte 0x%02x at offset %zu that is not printable "
+			    "ASCII",
+			    c, i);
 			return -EINVAL;
 		}
 	}

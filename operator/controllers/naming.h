@@ -16,10 +16,10 @@
 
 #include <stddef.h>
 
-#define NAMING_TENANT_MAX   128 /* bytes of a tenant name */
-#define NAMING_DNS_LABEL    63
-#define NAMING_HASH_HEX     10
-#define NAMING_PREFIX_MAX   40
+#define NAMING_TENANT_MAX 128 /* bytes of a tenant name */
+#define NAMING_DNS_LABEL  63
+#define NAMING_HASH_HEX	  10
+#define NAMING_PREFIX_MAX 40
 
 /* Lower-case hex SHA-256 of len bytes into out[65]. */
 void naming_sha256_hex(const void *data, size_t len, char out[65]);

@@ -32,7 +32,8 @@ void content_key_add(struct content_key *k, const void *data, size_t len)
 	uint64_t v = len;
 	for (int i = 0; i < 8; i++)
 		n[i] = (uint8_t)(v >> (8 * i));
-	if (!EVP_DigestUpdate(k->ctx, n, sizeof(n)) || (len && !EVP_DigestUpdate(k->ctx, data, len)))
+	if (!EVP_DigestUpdate(k->ctx, n, sizeof(n)) ||
+	    (len && !EVP_DigestUpdate(k->ctx, data, len)))
 		k->failed = 1;
 }
 

@@ -8,10 +8,15 @@
 #include "log.h"
 #include "naming.h"
 
-int service_tenant(struct rpc_call *call, const char *fallback, const char **tenant, char *err,
+const char *service_md_tenant(struct rpc_call *call)
+{
+	return rpc_call_metadata(call, "x-databend-tenant");
+}
+
+int service_tenant(const char *md_tenant, const char *fallback, const char **tenant, char *err,
 		   size_t errlen)
 {
-	const char *t = rpc_call_metadata(call, "x-databend-tenant");
+	const char *t = md_tenant;
 	if (!t || !*t)
 		t = fallback;
 	if (naming_tenant_valid(t, err, errlen) < 0)
@@ -67,8 +72,10 @@ void service_answer_apply(struct rpc_call *call, const struct fn_outcome *o, con
 		code = RPC_FAILED_PRECONDITION;
 		break;
 	case FN_UNREACHABLE:
-		snprintf(msg, sizeof(msg), "the Kubernetes API server is unreachable, so %s cannot be "
-			 "provisioned now: %s", what, o->message);
+		snprintf(msg, sizeof(msg),
+			 "the Kubernetes API server is unreachable, so %s cannot be "
+			 "provisioned now: %s",
+			 what, o->message);
 		code = RPC_UNAVAILABLE;
 		break;
 	case FN_INVALID:

@@ -11,18 +11,20 @@
 #include "functions.h"
 #include "rpc.h"
 
-/* The tenant: x-databend-tenant metadata, else fallback (a request's tenant_id, may be NULL).
- * 0, or -EINVAL with a readable reason in err. */
-int service_tenant(struct rpc_call *call, const char *fallback, const char **tenant, char *err,
+/* The tenant: md_tenant (x-databend-tenant metadata, may be NULL), else fallback (a
+ * request's tenant_id, may be NULL). 0, or -EINVAL with a readable reason in err. */
+int service_tenant(const char *md_tenant, const char *fallback, const char **tenant, char *err,
 		   size_t errlen);
+/* The x-databend-tenant metadata of the call, or NULL. */
+const char *service_md_tenant(struct rpc_call *call);
 
 /* When to answer a waiting call: its deadline minus a margin for the answer to travel
  * (a fifth of the time left, between 100 and 500 ms); 30 s from now without a deadline. */
 int64_t service_answer_at(int64_t deadline_ms, int64_t now_ms);
 
 /* Packs {endpoint, headers} into the service's response message; malloc'd into *buf. */
-typedef int (*service_pack_fn)(const char *endpoint, const char *token, uint8_t **buf,
-			       size_t *len, void *arg);
+typedef int (*service_pack_fn)(const char *endpoint, const char *token, uint8_t **buf, size_t *len,
+			       void *arg);
 
 /*
  * Answers call from an apply outcome. what names the function for messages ("UDF

@@ -77,12 +77,11 @@ static int nullable_type(struct cursor *c)
 static int type(struct cursor *c)
 {
 	static const char *const simple[] = {
-		"BOOLEAN", "BOOL",     "TINYINT",  "SMALLINT", "INTEGER",  "INT",
-		"BIGINT",  "UINT8",    "UINT16",   "UINT32",   "UINT64",   "INT8",
-		"INT16",   "INT32",    "INT64",    "FLOAT32",  "FLOAT64",  "FLOAT",
-		"DOUBLE",  "REAL",     "VARCHAR",  "STRING",   "TEXT",     "BINARY",
-		"BLOB",    "DATE",     "TIMESTAMP", "DATETIME", "VARIANT", "JSON",
-		"INTERVAL", "GEOMETRY", "GEOGRAPHY", "BITMAP",
+	    "BOOLEAN", "BOOL",	  "TINYINT",  "SMALLINT", "INTEGER",   "INT",	    "BIGINT",
+	    "UINT8",   "UINT16",  "UINT32",   "UINT64",	  "INT8",      "INT16",	    "INT32",
+	    "INT64",   "FLOAT32", "FLOAT64",  "FLOAT",	  "DOUBLE",    "REAL",	    "VARCHAR",
+	    "STRING",  "TEXT",	  "BINARY",   "BLOB",	  "DATE",      "TIMESTAMP", "DATETIME",
+	    "VARIANT", "JSON",	  "INTERVAL", "GEOMETRY", "GEOGRAPHY", "BITMAP",
 	};
 	long n, s;
 

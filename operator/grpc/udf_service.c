@@ -19,7 +19,7 @@ int udf_service_decode(const uint8_t *req, size_t len, struct udf_spec *out, cha
 		       size_t errlen)
 {
 	Udfproto__ApplyUdfResourceRequest *in =
-		udfproto__apply_udf_resource_request__unpack(NULL, len, req);
+	    udfproto__apply_udf_resource_request__unpack(NULL, len, req);
 	if (!in) {
 		snprintf(err, errlen, "the ApplyUdfResourceRequest could not be decoded");
 		return -EINVAL;
@@ -46,7 +46,7 @@ static int pack(const char *endpoint, const char *token, uint8_t **buf, size_t *
 {
 	Udfproto__ApplyUdfResourceResponse out = UDFPROTO__APPLY_UDF_RESOURCE_RESPONSE__INIT;
 	Udfproto__ApplyUdfResourceResponse__HeadersEntry h =
-		UDFPROTO__APPLY_UDF_RESOURCE_RESPONSE__HEADERS_ENTRY__INIT;
+	    UDFPROTO__APPLY_UDF_RESOURCE_RESPONSE__HEADERS_ENTRY__INIT;
 	Udfproto__ApplyUdfResourceResponse__HeadersEntry *hs[1] = {&h};
 	out.endpoint = (char *)endpoint;
 	h.key = "x-authorization";
@@ -75,7 +75,7 @@ static void on_apply(struct rpc_call *call, const uint8_t *req, size_t len, void
 	const char *tenant;
 	struct udf_spec spec;
 
-	if (service_tenant(call, NULL, &tenant, err, sizeof(err)) < 0) {
+	if (service_tenant(service_md_tenant(call), NULL, &tenant, err, sizeof(err)) < 0) {
 		rpc_call_fail(call, RPC_INVALID_ARGUMENT, err);
 		return;
 	}
@@ -98,28 +98,28 @@ static void on_apply(struct rpc_call *call, const uint8_t *req, size_t len, void
 		imports[i] = (struct fn_import){spec.imports[i].location, spec.imports[i].url,
 						spec.imports[i].tag};
 	struct fn_desc d = {
-		.tenant = tenant,
-		.name = name,
-		.function_name = spec.handler,
-		.content_key = spec.content_key,
-		.protocol = FN_PROTO_UDF,
-		.handler = spec.handler,
-		.input_types = (const char *const *)spec.input_types,
-		.n_input_types = spec.n_input_types,
-		.result_type = spec.result_type,
-		.code = spec.code,
-		.packages = (const char *const *)spec.packages,
-		.n_packages = spec.n_packages,
-		.imports = imports,
-		.n_imports = spec.n_imports,
-		.runtime_version = spec.runtime_version,
+	    .tenant = tenant,
+	    .name = name,
+	    .function_name = spec.handler,
+	    .content_key = spec.content_key,
+	    .protocol = FN_PROTO_UDF,
+	    .handler = spec.handler,
+	    .input_types = (const char *const *)spec.input_types,
+	    .n_input_types = spec.n_input_types,
+	    .result_type = spec.result_type,
+	    .code = spec.code,
+	    .packages = (const char *const *)spec.packages,
+	    .n_packages = spec.n_packages,
+	    .imports = imports,
+	    .n_imports = spec.n_imports,
+	    .runtime_version = spec.runtime_version,
 	};
 	p->call = call;
 	snprintf(p->what, sizeof(p->what), "UDF handler \"%s\" (UdfFunction %s)", spec.handler,
 		 name);
 	int64_t now = rpc_now_ms();
-	rc = functions_apply(f, &d, service_answer_at(rpc_call_deadline_ms(call), now),
-			     on_outcome, p);
+	rc = functions_apply(f, &d, service_answer_at(rpc_call_deadline_ms(call), now), on_outcome,
+			     p);
 	udf_spec_free(&spec);
 	if (rc < 0) {
 		free(p);

@@ -12,11 +12,10 @@
 int udf_python_identifier(const char *s)
 {
 	static const char *const keywords[] = {
-		"False", "None",   "True",	"and",	    "as",    "assert", "async",
-		"await", "break",  "class",	"continue", "def",   "del",    "elif",
-		"else",	 "except", "finally", "for",	    "from",  "global", "if",
-		"import", "in",	   "is",	"lambda",   "nonlocal", "not", "or",
-		"pass",	 "raise",  "return",	"try",	    "while", "with",   "yield",
+	    "False", "None",	 "True",  "and",    "as",   "assert", "async",	"await",    "break",
+	    "class", "continue", "def",	  "del",    "elif", "else",   "except", "finally",  "for",
+	    "from",  "global",	 "if",	  "import", "in",   "is",     "lambda", "nonlocal", "not",
+	    "or",    "pass",	 "raise", "return", "try",  "while",  "with",	"yield",
 	};
 	size_t n = s ? strlen(s) : 0;
 	if (n == 0 || n > UDF_SPEC_MAX_NAME || (s[0] >= '0' && s[0] <= '9'))
@@ -226,8 +225,8 @@ int udf_spec_parse(const char *json, size_t len, const struct udf_import_in *imp
 		goto out_free;
 	if (strcmp(language, "python") != 0)
 		FAIL("spec.language \"%.64s\" is not supported; only python is", language);
-	if ((rc = string_field(root, "handler", UDF_SPEC_MAX_NAME, 1, &out->handler, err,
-			       errlen)) < 0)
+	if ((rc = string_field(root, "handler", UDF_SPEC_MAX_NAME, 1, &out->handler, err, errlen)) <
+	    0)
 		goto out_free;
 	if (!udf_python_identifier(out->handler))
 		FAIL("spec.handler \"%.64s\" is not a Python identifier (letters, digits and _, "

@@ -48,7 +48,7 @@ struct udf_spec {
 	char *code;
 	char **packages;
 	size_t n_packages;
-	char *runtime_version; /* "" when absent */
+	char *runtime_version;		 /* "" when absent */
 	struct udf_spec_import *imports; /* spec.imports order, paired with the request's */
 	size_t n_imports;
 	char content_key[65];

@@ -28,13 +28,13 @@
 
 #include "log.h"
 
-#define SA_DIR             "/var/run/secrets/kubernetes.io/serviceaccount"
-#define TOKEN_MAX_AGE_S    60
-#define FILE_MAX_BYTES     (4 << 20)
-#define YAML_MAX_NODES     100000
-#define YAML_MAX_DEPTH     64
-#define EXEC_MAX_OUTPUT    (1 << 20)
-#define EXEC_TIMEOUT_MS    60000
+#define SA_DIR		   "/var/run/secrets/kubernetes.io/serviceaccount"
+#define TOKEN_MAX_AGE_S	   60
+#define FILE_MAX_BYTES	   (4 << 20)
+#define YAML_MAX_NODES	   100000
+#define YAML_MAX_DEPTH	   64
+#define EXEC_MAX_OUTPUT	   (1 << 20)
+#define EXEC_TIMEOUT_MS	   60000
 #define EXEC_EXPIRY_SKEW_S 10
 
 extern char **environ;
@@ -54,7 +54,7 @@ struct kube_config {
 	struct kube_tls tls;
 
 	pthread_mutex_t mu; /* guards everything below */
-	char *token;        /* static or last read/issued */
+	char *token;	    /* static or last read/issued */
 	char *token_file;
 	struct stat token_st;
 	time_t token_read_at; /* monotonic seconds */
@@ -64,7 +64,7 @@ struct kube_config {
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -92,6 +92,15 @@ static int read_file(const char *path, char **out, size_t *len)
 
 	if (!f)
 		return -errno;
+	{
+		/* Only regular files: a FIFO or a device named in a kubeconfig would block or
+		 * never end. */
+		struct stat st;
+		if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+			fclose(f);
+			return -EINVAL;
+		}
+	}
 	for (;;) {
 		if (n + 4096 + 1 > cap) {
 			size_t ncap = cap ? cap * 2 : 8192;
@@ -167,8 +176,8 @@ static cJSON *yaml_node_to_json(struct yconv *c, yaml_node_t *node, int depth)
 			return NULL;
 		for (yaml_node_item_t *it = node->data.sequence.items.start;
 		     it < node->data.sequence.items.top; it++) {
-			cJSON *v = yaml_node_to_json(c, yaml_document_get_node(c->doc, *it),
-						     depth + 1);
+			cJSON *v =
+			    yaml_node_to_json(c, yaml_document_get_node(c->doc, *it), depth + 1);
 			if (!v) {
 				cJSON_Delete(out);
 				return NULL;
@@ -331,8 +340,8 @@ static int is_true(const char *s)
 
 /* Loads one credential: inline base64 (field-data) or a file (field), resolved against
  * base_dir. *out stays NULL when neither is set. */
-static int load_blob(const cJSON *obj, const char *field, const char *base_dir,
-		     const char *where, char **out, size_t *outlen, char *err, size_t errlen)
+static int load_blob(const cJSON *obj, const char *field, const char *base_dir, const char *where,
+		     char **out, size_t *outlen, char *err, size_t errlen)
 {
 	char data_field[64];
 	const char *data, *file;
@@ -691,8 +700,9 @@ int kube_config_in_cluster_dir(const char *sa_dir, struct kube_config **out, cha
 
 	*out = NULL;
 	if (!host || !*host || !port || !*port) {
-		set_err(err, errlen,
-			"in-cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be set");
+		set_err(
+		    err, errlen,
+		    "in-cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be set");
 		return -ENOENT;
 	}
 	cfg = config_alloc("in-cluster");
@@ -955,7 +965,8 @@ static int run_exec(struct kube_config *cfg, char *err, size_t errlen)
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		set_err(err, errlen, "%s: exec.command %s: exited with status %d", cfg->path,
-			e->command, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+			e->command,
+			WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 		rc = -EPERM;
 		goto out_free_out;
 	}
@@ -965,8 +976,9 @@ static int run_exec(struct kube_config *cfg, char *err, size_t errlen)
 	tok = jstr(st, "token");
 	if (!cred || !jstr(cred, "kind") || strcmp(jstr(cred, "kind"), "ExecCredential") != 0 ||
 	    !tok || !*tok) {
-		set_err(err, errlen, "%s: exec.command %s: output is not an ExecCredential with "
-				     "status.token",
+		set_err(err, errlen,
+			"%s: exec.command %s: output is not an ExecCredential with "
+			"status.token",
 			cfg->path, e->command);
 		goto out_free_out;
 	}

@@ -49,7 +49,7 @@ struct kube_tls {
 	size_t cert_len;
 	const char *key;
 	size_t key_len;
-	int insecure;            /* insecure-skip-tls-verify */
+	int insecure;		 /* insecure-skip-tls-verify */
 	const char *server_name; /* tls-server-name or NULL */
 };
 const struct kube_tls *kube_config_tls(const struct kube_config *cfg);

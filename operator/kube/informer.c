@@ -19,10 +19,10 @@
 #include "strmap.h"
 #include "watch.h"
 
-#define LIST_BODY_MAX   (256u << 20)
-#define ERR_BODY_MAX    (64u << 10)
+#define LIST_BODY_MAX	(256u << 20)
+#define ERR_BODY_MAX	(64u << 10)
 #define LIST_TIMEOUT_MS 60000L
-#define LOOP_TICK_MS    1000
+#define LOOP_TICK_MS	1000
 
 enum inf_state {
 	INF_NEW,      /* not started */
@@ -33,10 +33,10 @@ enum inf_state {
 
 enum inf_abort {
 	ABORT_NONE,
-	ABORT_GONE,     /* in-stream 410: relist */
+	ABORT_GONE,	/* in-stream 410: relist */
 	ABORT_OVERFLOW, /* event over the cap: restart the watch */
-	ABORT_PROTO,    /* not a watch stream / bad event */
-	ABORT_ERROR,    /* other in-stream ERROR event */
+	ABORT_PROTO,	/* not a watch stream / bad event */
+	ABORT_ERROR,	/* other in-stream ERROR event */
 };
 
 struct buf {
@@ -71,12 +71,12 @@ struct kube_informer {
 	struct strmap fresh; /* a LIST being gathered: key -> cJSON */
 	struct kube_backoff bo;
 	uint64_t rng;
-	uint64_t watch_events; /* events on the current stream */
+	uint64_t watch_events;	/* events on the current stream */
 	uint64_t watch_started; /* mono ms */
 
 	/* shared */
 	pthread_rwlock_t lock;
-	struct strmap cache;    /* key -> cJSON */
+	struct strmap cache;	/* key -> cJSON */
 	struct strmap *indexes; /* per index label: value -> struct strmap* of keys */
 	char rv[64];
 	pthread_mutex_t sync_mu;
@@ -366,6 +366,13 @@ static void wait_then(struct kube_informer *inf, int list, uint64_t delay_ms)
 static void backoff_then(struct kube_informer *inf, int list)
 {
 	uint64_t d = kube_backoff_next(&inf->bo);
+	curl_off_t retry_after = 0;
+
+	/* A 429 or 503 may say how long to wait; never retry sooner than that. */
+	if (inf->easy &&
+	    curl_easy_getinfo(inf->easy, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
+	    retry_after > 0 && retry_after < 600 && (uint64_t)retry_after * 1000 > d)
+		d = (uint64_t)retry_after * 1000;
 	atomic_fetch_add(&inf->n_errors, 1);
 	wait_then(inf, list, d);
 }
@@ -685,8 +692,6 @@ int kube_informers_new(struct kube_client *c, struct kube_informers **out)
 		free(l);
 		return -ENOMEM;
 	}
-	/* HTTP/2 lets many watches share one TLS connection. */
-	curl_multi_setopt(l->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
 	pthread_mutex_init(&l->mu, NULL);
 	*out = l;
 	return 0;

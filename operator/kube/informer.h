@@ -38,17 +38,17 @@ struct kube_handlers {
 };
 
 struct kube_informer_opts {
-	const struct kube_res *res; /* copied */
-	const char *ns;             /* NULL: all namespaces / cluster-scoped */
-	const char *label_selector; /* may be NULL */
-	const char *const *index_labels; /* NULL-terminated label keys to index, may be NULL */
+	const struct kube_res *res;	      /* copied */
+	const char *ns;			      /* NULL: all namespaces / cluster-scoped */
+	const char *label_selector;	      /* may be NULL */
+	const char *const *index_labels;      /* NULL-terminated label keys to index, may be NULL */
 	const struct kube_handlers *handlers; /* may be NULL */
-	int page_size;            /* 0: 500 */
-	int watch_timeout_min_s;  /* 0: 300 */
-	int watch_timeout_max_s;  /* 0: 600 (exclusive) */
-	uint64_t backoff_base_ms; /* 0: 800 */
-	uint64_t backoff_max_ms;  /* 0: 30000 */
-	size_t max_event_bytes;   /* 0: 16 MiB */
+	int page_size;			      /* 0: 500 */
+	int watch_timeout_min_s;	      /* 0: 300 */
+	int watch_timeout_max_s;	      /* 0: 600 (exclusive) */
+	uint64_t backoff_base_ms;	      /* 0: 800 */
+	uint64_t backoff_max_ms;	      /* 0: 30000 */
+	size_t max_event_bytes;		      /* 0: 16 MiB */
 };
 
 /* The client is borrowed and must outlive the loop. */
@@ -80,12 +80,12 @@ int kube_object_key(const cJSON *obj, char *buf, size_t len);
 int kube_informer_feed_watch(struct kube_informer *inf, const char *data, size_t len);
 
 struct kube_informer_stats {
-	uint64_t events;   /* watch events applied (bookmarks included) */
-	uint64_t lists;    /* completed LISTs (first one included) */
+	uint64_t events; /* watch events applied (bookmarks included) */
+	uint64_t lists;	 /* completed LISTs (first one included) */
 	uint64_t relists_gone;
-	uint64_t watches;  /* WATCH requests started */
-	uint64_t errors;   /* failed requests / broken streams */
-	char rv[64];       /* last resourceVersion */
+	uint64_t watches; /* WATCH requests started */
+	uint64_t errors;  /* failed requests / broken streams */
+	char rv[64];	  /* last resourceVersion */
 };
 void kube_informer_stats(struct kube_informer *inf, struct kube_informer_stats *st);
 

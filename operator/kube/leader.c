@@ -32,7 +32,7 @@ struct kube_leader {
 	atomic_int leading;
 
 	/* elector thread only */
-	char *observed;       /* the last Lease spec seen, serialized */
+	char *observed;	      /* the last Lease spec seen, serialized */
 	uint64_t observed_ms; /* monotonic time it was first seen */
 	char *observed_rv;
 	char *last_holder;
@@ -269,6 +269,9 @@ static void *elector_main(void *arg)
 	uint64_t last_renew = 0, next;
 	int rc;
 
+	/* One attempt may not outlive half the renew deadline, so a server that hangs rather
+	 * than refuses still makes the leader step down in time. */
+	kube_request_timeout_ms((long)le->renew_deadline_s * 500);
 	for (;;) {
 		next = mono_ms() + (uint64_t)le->retry_s * 1000;
 		rc = try_acquire_or_renew(le);

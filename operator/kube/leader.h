@@ -20,9 +20,9 @@ struct kube_leader;
 struct kube_leader_opts {
 	const char *ns, *name; /* the Lease */
 	const char *identity;  /* NULL: hostname + "_" + random suffix */
-	int lease_s;           /* 0: 15 */
+	int lease_s;	       /* 0: 15 */
 	int renew_deadline_s;  /* 0: 10 */
-	int retry_s;           /* 0: 2 */
+	int retry_s;	       /* 0: 2 */
 	/* Called on the elector's thread. on_stopped_leading NULL: exit(1). */
 	void (*on_started_leading)(void *arg);
 	void (*on_stopped_leading)(void *arg);

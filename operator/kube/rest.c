@@ -14,11 +14,11 @@
 
 #include "log.h"
 
-#define BODY_MAX        (256u << 20) /* a LIST page of 500 big objects stays well below */
-#define REQ_TIMEOUT_MS  30000L
+#define BODY_MAX	(256u << 20) /* a LIST page of 500 big objects stays well below */
+#define REQ_TIMEOUT_MS	30000L
 #define CONN_TIMEOUT_MS 5000L
-#define POOL_MAX        16
-#define PAGE_SIZE       500
+#define POOL_MAX	16
+#define PAGE_SIZE	500
 
 struct kube_client {
 	struct kube_config *cfg;
@@ -29,10 +29,16 @@ struct kube_client {
 	int npool;
 	char *connect_to; /* for tls-server-name: "name:port:host:port" */
 	struct curl_slist *connect_list;
-	char *base;       /* server URL, with tls-server-name as host when set */
+	char *base; /* server URL, with tls-server-name as host when set */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static _Thread_local long thread_timeout_ms;
+
+void kube_request_timeout_ms(long ms)
+{
+	thread_timeout_ms = ms > 0 ? ms : 0;
+}
 
 static void curl_init_once(void)
 {
@@ -245,18 +251,23 @@ int kube_client_prepare(struct kube_client *c, CURL *e, const char *path,
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "udf-operator/" UDF_VERSION);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	/* HTTP/1.1: kube-apiserver answers a 401 over HTTP/2 with a GOAWAY that libcurl 7.88
+	 * sometimes turns into "partial file" instead of the 401 (seen here about 1 in 8), which
+	 * would hide the signal to refresh the token. One connection per watch is fine for the
+	 * multi loop. */
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	if (c->connect_list)
 		curl_easy_setopt(e, CURLOPT_CONNECT_TO, c->connect_list);
 	if (tls->ca) {
-		struct curl_blob b = {.data = (void *)tls->ca, .len = tls->ca_len,
-				      .flags = CURL_BLOB_COPY};
+		struct curl_blob b = {
+		    .data = (void *)tls->ca, .len = tls->ca_len, .flags = CURL_BLOB_COPY};
 		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &b);
 	}
 	if (tls->cert && tls->key) {
-		struct curl_blob cb = {.data = (void *)tls->cert, .len = tls->cert_len,
-				       .flags = CURL_BLOB_COPY};
-		struct curl_blob kb = {.data = (void *)tls->key, .len = tls->key_len,
-				       .flags = CURL_BLOB_COPY};
+		struct curl_blob cb = {
+		    .data = (void *)tls->cert, .len = tls->cert_len, .flags = CURL_BLOB_COPY};
+		struct curl_blob kb = {
+		    .data = (void *)tls->key, .len = tls->key_len, .flags = CURL_BLOB_COPY};
 		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
 		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cb);
 		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
@@ -329,7 +340,7 @@ static size_t body_write(char *ptr, size_t size, size_t nmemb, void *user)
 
 static int do_request(struct kube_client *c, const char *method, const char *path,
 		      const char *content_type, const char *body, size_t body_len,
-		      struct kube_response *resp)
+		      struct kube_response *resp, int fresh)
 {
 	struct curl_slist *h = NULL;
 	struct body_buf b = {0};
@@ -356,7 +367,12 @@ static int do_request(struct kube_client *c, const char *method, const char *pat
 		h = nh;
 	}
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, REQ_TIMEOUT_MS);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+			 thread_timeout_ms ? thread_timeout_ms : REQ_TIMEOUT_MS);
+	if (thread_timeout_ms && thread_timeout_ms < CONN_TIMEOUT_MS)
+		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, thread_timeout_ms);
+	if (fresh)
+		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
 	if (strcmp(method, "GET") != 0)
@@ -391,12 +407,16 @@ int kube_request(struct kube_client *c, const char *method, const char *path,
 		 const char *content_type, const char *body, size_t body_len,
 		 struct kube_response *resp)
 {
-	int rc = do_request(c, method, path, content_type, body, body_len, resp);
+	int rc = do_request(c, method, path, content_type, body, body_len, resp, 0);
 	if (rc == 0 && resp->http_status == 401) {
-		/* A rotated or expired token: refresh and try once more. */
+		/* A rotated or expired token: refresh and try once more, on a new connection
+		 * (the server may close the one that carried the rejected token). */
 		kube_config_token_rejected(c->cfg);
 		kube_response_free(resp);
-		rc = do_request(c, method, path, content_type, body, body_len, resp);
+		rc = do_request(c, method, path, content_type, body, body_len, resp, 1);
+	} else if (rc == -ECONNRESET && strcmp(method, "GET") == 0) {
+		/* A kept-alive connection the server had closed: safe to repeat a read. */
+		rc = do_request(c, method, path, content_type, body, body_len, resp, 1);
 	}
 	return rc;
 }
@@ -574,8 +594,8 @@ int kube_path(char *buf, size_t len, const struct kube_res *r, const char *ns, c
 	buf[0] = '\0';
 	if (append_raw(buf, len, &pos, "/") || append_raw(buf, len, &pos, r->api))
 		return -ENAMETOOLONG;
-	if (ns && (append_raw(buf, len, &pos, "/namespaces/") ||
-		   append_escaped(buf, len, &pos, ns)))
+	if (ns &&
+	    (append_raw(buf, len, &pos, "/namespaces/") || append_escaped(buf, len, &pos, ns)))
 		return -ENAMETOOLONG;
 	if (append_raw(buf, len, &pos, "/") || append_raw(buf, len, &pos, r->plural))
 		return -ENAMETOOLONG;
@@ -625,8 +645,7 @@ int kube_list(struct kube_client *c, const struct kube_res *r, const char *ns,
 }
 
 int kube_list_paged(struct kube_client *c, const struct kube_res *r, const char *ns,
-		    const char *label_selector, int page_size, cJSON **items, char **rv,
-		    int *pages)
+		    const char *label_selector, int page_size, cJSON **items, char **rv, int *pages)
 {
 	char base[1024], path[4096], cont[2048] = "";
 	size_t pos;
@@ -708,8 +727,8 @@ out_fail:
 	return rc;
 }
 
-int kube_create(struct kube_client *c, const struct kube_res *r, const char *ns,
-		const cJSON *obj, cJSON **out)
+int kube_create(struct kube_client *c, const struct kube_res *r, const char *ns, const cJSON *obj,
+		cJSON **out)
 {
 	char path[1024], *body;
 	int rc = kube_path(path, sizeof(path), r, ns, NULL, NULL);
@@ -723,8 +742,8 @@ int kube_create(struct kube_client *c, const struct kube_res *r, const char *ns,
 	return rc;
 }
 
-int kube_update(struct kube_client *c, const struct kube_res *r, const char *ns,
-		const cJSON *obj, const char *sub, cJSON **out)
+int kube_update(struct kube_client *c, const struct kube_res *r, const char *ns, const cJSON *obj,
+		const char *sub, cJSON **out)
 {
 	const char *name = k8s_str(obj, "metadata.name");
 	char path[1024], *body;
@@ -750,10 +769,10 @@ int kube_patch(struct kube_client *c, const struct kube_res *r, const char *ns, 
 	       const char *field_manager, int force, cJSON **out)
 {
 	static const char *ctypes[] = {
-		[KUBE_PATCH_MERGE] = "application/merge-patch+json",
-		[KUBE_PATCH_JSON] = "application/json-patch+json",
-		[KUBE_PATCH_APPLY] = "application/apply-patch+yaml",
-		[KUBE_PATCH_STRATEGIC] = "application/strategic-merge-patch+json",
+	    [KUBE_PATCH_MERGE] = "application/merge-patch+json",
+	    [KUBE_PATCH_JSON] = "application/json-patch+json",
+	    [KUBE_PATCH_APPLY] = "application/apply-patch+yaml",
+	    [KUBE_PATCH_STRATEGIC] = "application/strategic-merge-patch+json",
 	};
 	char path[1200];
 	size_t pos;
@@ -779,9 +798,8 @@ int kube_patch(struct kube_client *c, const struct kube_res *r, const char *ns, 
 	return call(c, "PATCH", path, ctypes[type], patch, out);
 }
 
-int kube_delete(struct kube_client *c, const struct kube_res *r, const char *ns,
-		const char *name, const char *propagation, const char *pre_uid,
-		const char *pre_rv, cJSON **out)
+int kube_delete(struct kube_client *c, const struct kube_res *r, const char *ns, const char *name,
+		const char *propagation, const char *pre_uid, const char *pre_rv, cJSON **out)
 {
 	char path[1024], *body = NULL;
 	cJSON *opts = NULL, *pre;

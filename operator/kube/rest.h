@@ -25,30 +25,30 @@ struct kube_client;
 
 /* A Kubernetes Status (metav1.Status) error, parsed from an error answer. */
 struct kube_status {
-	int code;          /* HTTP status from the body, else from the answer */
+	int code;	   /* HTTP status from the body, else from the answer */
 	char reason[64];   /* e.g. "Conflict", "AlreadyExists", "NotFound", "Expired" */
 	char message[512]; /* human readable, truncated */
 };
 
 struct kube_response {
 	long http_status; /* 0 when no HTTP answer arrived (connection refused, timeout) */
-	char *body;       /* raw body, NUL-terminated, may be NULL */
+	char *body;	  /* raw body, NUL-terminated, may be NULL */
 	size_t body_len;
-	cJSON *json;      /* parsed body when it was JSON, else NULL */
+	cJSON *json;		   /* parsed body when it was JSON, else NULL */
 	struct kube_status status; /* filled when http_status >= 400 */
 };
 
 /* Error codes for server answers: -(KUBE_E_BASE + HTTP status), with 409 split in two. */
-#define KUBE_E_BASE          10000
+#define KUBE_E_BASE	     10000
 #define KUBE_EBADREQUEST     (-(KUBE_E_BASE + 400))
 #define KUBE_EUNAUTHORIZED   (-(KUBE_E_BASE + 401))
-#define KUBE_EFORBIDDEN      (-(KUBE_E_BASE + 403))
-#define KUBE_ENOTFOUND       (-(KUBE_E_BASE + 404))
-#define KUBE_ECONFLICT       (-(KUBE_E_BASE + 409)) /* stale resourceVersion / precondition */
+#define KUBE_EFORBIDDEN	     (-(KUBE_E_BASE + 403))
+#define KUBE_ENOTFOUND	     (-(KUBE_E_BASE + 404))
+#define KUBE_ECONFLICT	     (-(KUBE_E_BASE + 409)) /* stale resourceVersion / precondition */
 #define KUBE_EALREADY_EXISTS (-(KUBE_E_BASE + 1409))
-#define KUBE_EGONE           (-(KUBE_E_BASE + 410)) /* resourceVersion too old / continue expired */
-#define KUBE_EINVALID        (-(KUBE_E_BASE + 422))
-#define KUBE_ETOOMANY        (-(KUBE_E_BASE + 429))
+#define KUBE_EGONE	     (-(KUBE_E_BASE + 410)) /* resourceVersion too old / continue expired */
+#define KUBE_EINVALID	     (-(KUBE_E_BASE + 422))
+#define KUBE_ETOOMANY	     (-(KUBE_E_BASE + 429))
 
 /* The error code for a server answer (0 for 2xx). */
 int kube_error_from_status(long http_status, const struct kube_status *st);
@@ -63,6 +63,10 @@ int kube_status_parse(const char *body, size_t len, long http_status, struct kub
 /* Takes ownership of cfg (freed with the client, also on failure). */
 int kube_client_new(struct kube_config *cfg, struct kube_client **out);
 void kube_client_free(struct kube_client *c);
+
+/* The time limit for requests the calling thread makes from now on (0: the default 30 s).
+ * For callers that must give up sooner, such as leader election's renew deadline. */
+void kube_request_timeout_ms(long ms);
 
 /* The config the client was made with. Borrowed. */
 struct kube_config *kube_client_config(struct kube_client *c);
@@ -109,13 +113,13 @@ int kube_list_paged(struct kube_client *c, const struct kube_res *r, const char 
 		    int *pages);
 
 /* CREATE: POST obj. KUBE_EALREADY_EXISTS when the name is taken. */
-int kube_create(struct kube_client *c, const struct kube_res *r, const char *ns,
-		const cJSON *obj, cJSON **out);
+int kube_create(struct kube_client *c, const struct kube_res *r, const char *ns, const cJSON *obj,
+		cJSON **out);
 
 /* UPDATE: PUT obj (metadata.name names it); conditional on metadata.resourceVersion when set:
  * KUBE_ECONFLICT when it is stale. sub: NULL, "status" or "scale". */
-int kube_update(struct kube_client *c, const struct kube_res *r, const char *ns,
-		const cJSON *obj, const char *sub, cJSON **out);
+int kube_update(struct kube_client *c, const struct kube_res *r, const char *ns, const cJSON *obj,
+		const char *sub, cJSON **out);
 
 enum kube_patch_type {
 	KUBE_PATCH_MERGE, /* application/merge-patch+json */
@@ -131,9 +135,8 @@ int kube_patch(struct kube_client *c, const struct kube_res *r, const char *ns, 
 
 /* DELETE with propagationPolicy ("Foreground", "Background", "Orphan" or NULL) and
  * preconditions (uid / resourceVersion, each may be NULL; a mismatch is KUBE_ECONFLICT). */
-int kube_delete(struct kube_client *c, const struct kube_res *r, const char *ns,
-		const char *name, const char *propagation, const char *pre_uid,
-		const char *pre_rv, cJSON **out);
+int kube_delete(struct kube_client *c, const struct kube_res *r, const char *ns, const char *name,
+		const char *propagation, const char *pre_uid, const char *pre_rv, cJSON **out);
 
 /* For the watch loop: sets up e (a fresh or reset easy handle) for GET url path with the
  * client's TLS, auth and shared caches. *headers must be freed with curl_slist_free_all

@@ -126,8 +126,7 @@ void strmap_iter_init(const struct strmap *m, struct strmap_iter *it)
 	it->next = m->nbuckets ? m->buckets[0] : NULL;
 }
 
-int strmap_iter_next(const struct strmap *m, struct strmap_iter *it, const char **key,
-		     void **val)
+int strmap_iter_next(const struct strmap *m, struct strmap_iter *it, const char **key, void **val)
 {
 	while (!it->next) {
 		if (++it->bucket >= m->nbuckets)

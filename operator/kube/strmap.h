@@ -37,7 +37,6 @@ int strmap_put(struct strmap *m, const char *key, void *val, void **old);
 int strmap_del(struct strmap *m, const char *key, void **val);
 /* Iteration; the map must not change meanwhile except by deleting the entry just returned. */
 void strmap_iter_init(const struct strmap *m, struct strmap_iter *it);
-int strmap_iter_next(const struct strmap *m, struct strmap_iter *it, const char **key,
-		     void **val);
+int strmap_iter_next(const struct strmap *m, struct strmap_iter *it, const char **key, void **val);
 
 #endif

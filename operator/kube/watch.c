@@ -164,10 +164,10 @@ int kube_event_parse(const char *json, size_t len, struct kube_event *ev)
 		const cJSON *code = cJSON_GetObjectItemCaseSensitive(ev->object, "code");
 		const cJSON *reason = cJSON_GetObjectItemCaseSensitive(ev->object, "reason");
 		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(ev->object, "message");
-		ev->status.code = cJSON_IsNumber(code) && code->valuedouble > 0 &&
-						  code->valuedouble < 1000
-					  ? (int)code->valuedouble
-					  : 500;
+		ev->status.code =
+		    cJSON_IsNumber(code) && code->valuedouble > 0 && code->valuedouble < 1000
+			? (int)code->valuedouble
+			: 500;
 		if (cJSON_IsString(reason))
 			snprintf(ev->status.reason, sizeof(ev->status.reason), "%s",
 				 reason->valuestring);

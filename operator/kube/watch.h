@@ -53,8 +53,8 @@ enum kube_event_type {
 
 struct kube_event {
 	enum kube_event_type type;
-	cJSON *object;             /* owned; for ERROR the Status object */
-	const char *rv;            /* object's metadata.resourceVersion (inside object) or NULL */
+	cJSON *object;		   /* owned; for ERROR the Status object */
+	const char *rv;		   /* object's metadata.resourceVersion (inside object) or NULL */
 	struct kube_status status; /* ERROR only */
 };
 

@@ -26,9 +26,9 @@ struct workqueue {
 	pthread_cond_t cv;
 	struct fifo_node *head, *tail;
 	int qlen;
-	struct strmap dirty;      /* key -> NULL: wanted (queued or to be requeued) */
+	struct strmap dirty;	  /* key -> NULL: wanted (queued or to be requeued) */
 	struct strmap processing; /* key -> NULL: handed to a worker */
-	struct strmap waiting;    /* key -> struct delayed* */
+	struct strmap waiting;	  /* key -> struct delayed* */
 	struct delayed **heap;
 	size_t nheap, capheap;
 	struct strmap failures; /* key -> (uintptr_t) count */

@@ -22,9 +22,9 @@ struct workqueue;
 /* Rate limiter settings; zeros take client-go's defaults. */
 struct wq_limits {
 	uint64_t base_delay_us; /* 5000 */
-	uint64_t max_delay_us;  /* 1000 s */
-	double qps;             /* 10 */
-	int burst;              /* 100 */
+	uint64_t max_delay_us;	/* 1000 s */
+	double qps;		/* 10 */
+	int burst;		/* 100 */
 };
 
 int wq_new(const struct wq_limits *limits, struct workqueue **out);

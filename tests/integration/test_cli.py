@@ -8,7 +8,8 @@ import unittest
 from udfop import operator_binary
 
 FLAGS = ["--kubeconfig", "--grpc-bind-address", "--grpc-tls-cert", "--grpc-tls-key",
-         "--health-bind-address", "--log-format", "--log-level", "--version", "--help"]
+         "--health-bind-address", "--leader-elect", "--leader-election-namespace",
+         "--leader-election-id", "--tenant-namespace-prefix", "--log-format", "--log-level", "--version", "--help"]
 
 
 def run(*args, env=None):
@@ -63,6 +64,11 @@ class Cli(unittest.TestCase):
         r = run("--grpc-tls-cert", "/tmp/x.pem", "--kubeconfig", "/dev/null")
         self.assertEqual(r.returncode, 2)
         self.assertIn("--grpc-tls-key", r.stderr)
+
+    def test_leader_elect_takes_a_boolean(self):
+        r = run("--leader-elect=maybe")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("maybe", r.stderr)
 
     def test_version(self):
         r = run("--version")

@@ -10,10 +10,12 @@
  *   kubetool leader NS NAME IDENTITY
  *   kubetool whoami [--in-cluster SA_DIR]     (one request per line read on stdin)
  *   kubetool bench API PLURAL NS              (informer throughput and memory)
+ *   kubetool fanout API PLURAL NS N           (N informers on one loop thread)
  *
  * Connection: --kubeconfig PATH first (else $KUBECONFIG / in-cluster for whoami).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -131,7 +133,8 @@ static int cmd_roundtrip(struct kube_client *c, int argc, char **argv)
 	CHECK(strcmp(k8s_str(got, "data.k"), "v2") == 0, "update value");
 	cJSON_Delete(got);
 	printf("PASS update\n");
-	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(stale, "data"), "k", cJSON_CreateString("v3"));
+	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(stale, "data"), "k",
+				  cJSON_CreateString("v3"));
 	rc = kube_update(c, &cms, ns, stale, NULL, NULL);
 	CHECK(rc == KUBE_ECONFLICT, "stale update: %s", kube_strerror(rc));
 	printf("PASS update-conflict\n");
@@ -140,10 +143,10 @@ static int cmd_roundtrip(struct kube_client *c, int argc, char **argv)
 
 	/* merge patch */
 	rc = kube_patch(c, &cms, ns, "rt", NULL, KUBE_PATCH_MERGE,
-			"{\"data\":{\"m\":\"merged\"},\"metadata\":{\"labels\":{\"a\":\"b\"}}}", NULL,
-			0, &got);
+			"{\"data\":{\"m\":\"merged\"},\"metadata\":{\"labels\":{\"a\":\"b\"}}}",
+			NULL, 0, &got);
 	CHECK(rc == 0 && strcmp(k8s_str(got, "data.m"), "merged") == 0 &&
-		      strcmp(k8s_str(got, "data.k"), "v2") == 0,
+		  strcmp(k8s_str(got, "data.k"), "v2") == 0,
 	      "merge patch: %s", kube_strerror(rc));
 	cJSON_Delete(got);
 	printf("PASS patch-merge\n");
@@ -165,10 +168,11 @@ static int cmd_roundtrip(struct kube_client *c, int argc, char **argv)
 	printf("PASS patch-json-test rejected=%s\n", kube_strerror(rc));
 
 	/* server-side apply: a second manager conflicts unless forced */
-	rc = kube_patch(c, &cms, ns, "rt", NULL, KUBE_PATCH_APPLY,
-			"{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"rt\"},"
-			"\"data\":{\"owned\":\"one\"}}",
-			"manager-one", 0, &got);
+	rc = kube_patch(
+	    c, &cms, ns, "rt", NULL, KUBE_PATCH_APPLY,
+	    "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"rt\"},"
+	    "\"data\":{\"owned\":\"one\"}}",
+	    "manager-one", 0, &got);
 	CHECK(rc == 0 && strcmp(k8s_str(got, "data.owned"), "one") == 0, "apply: %s",
 	      kube_strerror(rc));
 	cJSON_Delete(got);
@@ -187,8 +191,8 @@ static int cmd_roundtrip(struct kube_client *c, int argc, char **argv)
 		char uid[64];
 		snprintf(uid, sizeof(uid), "%s", k8s_str(got, "metadata.uid"));
 		cJSON_Delete(got);
-		rc = kube_delete(c, &cms, ns, "rt", "Background", "00000000-0000-0000-0000-0",
-				 NULL, NULL);
+		rc = kube_delete(c, &cms, ns, "rt", "Background", "00000000-0000-0000-0000-0", NULL,
+				 NULL);
 		CHECK(rc == KUBE_ECONFLICT, "delete wrong uid: %s", kube_strerror(rc));
 		rc = kube_delete(c, &cms, ns, "rt", "Foreground", uid, NULL, NULL);
 		CHECK(rc == 0, "delete: %s", kube_strerror(rc));
@@ -208,11 +212,12 @@ static int cmd_roundtrip(struct kube_client *c, int argc, char **argv)
 
 	/* status and scale subresources, on a Deployment (no controller needed for either) */
 	{
-		const char *dep = "{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\","
-				  "\"metadata\":{\"name\":\"rt\"},\"spec\":{\"replicas\":1,"
-				  "\"selector\":{\"matchLabels\":{\"app\":\"rt\"}},\"template\":{"
-				  "\"metadata\":{\"labels\":{\"app\":\"rt\"}},\"spec\":{\"containers\":"
-				  "[{\"name\":\"c\",\"image\":\"example.invalid/none\"}]}}}}";
+		const char *dep =
+		    "{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\","
+		    "\"metadata\":{\"name\":\"rt\"},\"spec\":{\"replicas\":1,"
+		    "\"selector\":{\"matchLabels\":{\"app\":\"rt\"}},\"template\":{"
+		    "\"metadata\":{\"labels\":{\"app\":\"rt\"}},\"spec\":{\"containers\":"
+		    "[{\"name\":\"c\",\"image\":\"example.invalid/none\"}]}}}}";
 		cJSON *d = cJSON_Parse(dep), *scale;
 		rc = kube_create(c, &deps, ns, d, &out);
 		CHECK(rc == 0, "create deployment: %s", kube_strerror(rc));
@@ -224,8 +229,8 @@ static int cmd_roundtrip(struct kube_client *c, int argc, char **argv)
 						  cJSON_CreateNumber(7));
 			cJSON_DeleteItemFromObject(out, "status");
 			cJSON_AddItemToObject(
-				out, "status",
-				cJSON_Parse("{\"observedGeneration\":1,\"replicas\":1}"));
+			    out, "status",
+			    cJSON_Parse("{\"observedGeneration\":1,\"replicas\":1}"));
 			rc = kube_update(c, &deps, ns, out, "status", &got);
 			if (rc != KUBE_ECONFLICT)
 				break;
@@ -234,7 +239,7 @@ static int cmd_roundtrip(struct kube_client *c, int argc, char **argv)
 		}
 		CHECK(rc == 0, "status update: %s", kube_strerror(rc));
 		CHECK(k8s_int(got, "status.observedGeneration", -1) == 1 &&
-			      k8s_int(got, "spec.replicas", -1) == 1,
+			  k8s_int(got, "spec.replicas", -1) == 1,
 		      "status subresource semantics");
 		cJSON_Delete(got);
 		cJSON_Delete(out);
@@ -253,7 +258,7 @@ static int cmd_roundtrip(struct kube_client *c, int argc, char **argv)
 			kube_path(path, sizeof(path), &deps, ns, "rt", "scale");
 			rc = kube_get(c, path, &r);
 			CHECK(rc == 0 && r.http_status == 200 &&
-				      strcmp(k8s_str(r.json, "kind"), "Scale") == 0,
+				  strcmp(k8s_str(r.json, "kind"), "Scale") == 0,
 			      "get scale");
 			scale = r.json;
 			r.json = NULL;
@@ -440,9 +445,9 @@ static int cmd_whoami(struct kube_client *c)
 			   "\"kind\":\"SelfSubjectReview\"}";
 	while (fgets(line, sizeof(line), stdin)) {
 		struct kube_response r;
-		int rc = kube_request(c, "POST",
-				      "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-				      "application/json", body, strlen(body), &r);
+		int rc =
+		    kube_request(c, "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+				 "application/json", body, strlen(body), &r);
 		if (rc) {
 			printf("ERROR %s\n", kube_strerror(rc));
 		} else {
@@ -457,21 +462,17 @@ static int cmd_whoami(struct kube_client *c)
 
 /* ---- bench ---- */
 
-static long rss_kb(void)
+/* Heap bytes in use (RSS would miss memory reused from earlier frees). */
+static size_t heap_in_use(void)
 {
-	FILE *f = fopen("/proc/self/statm", "r");
-	long pages = 0, rss = 0;
-	if (!f)
-		return 0;
-	if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-		rss = 0;
-	fclose(f);
-	return rss * (sysconf(_SC_PAGESIZE) / 1024);
+	struct mallinfo2 mi = mallinfo2();
+	return mi.uordblks + mi.hblkhd;
 }
 
 /* Reads a watch from resourceVersion 0 (the server replays every object as ADDED) into
  * memory, then times applying it to a fresh informer cache: the informer's own cost,
- * without the network. Also the resident memory the cache adds per object. */
+ * without the network. Also the heap the cache holds per object (cJSON trees, keys,
+ * indexes). */
 static int cmd_bench(struct kube_client *c, int argc, char **argv)
 {
 	struct kube_res r;
@@ -480,7 +481,7 @@ static int cmd_bench(struct kube_client *c, int argc, char **argv)
 	struct kube_informer_opts o = {.res = &r};
 	struct kube_response resp;
 	char path[512];
-	long rss0, rss1;
+	size_t heap0, heap1;
 	double t0, t1;
 	size_t n, json_bytes = 0;
 	cJSON *items;
@@ -512,22 +513,105 @@ static int cmd_bench(struct kube_client *c, int argc, char **argv)
 
 	CHECK(kube_informers_new(c, &loop) == 0, "loop");
 	CHECK(kube_informer_add(loop, &o, &inf) == 0, "informer");
-	rss0 = rss_kb();
+	heap0 = heap_in_use();
 	t0 = mono_s();
 	rc = kube_informer_feed_watch(inf, resp.body, resp.body_len);
 	t1 = mono_s();
 	CHECK(rc == 0, "feed: %d", rc);
-	rss1 = rss_kb();
+	heap1 = heap_in_use();
 	n = kube_informer_count(inf);
 	printf("{\"objects\":%zu,\"listed\":%d,\"events_per_s\":%.0f,\"apply_s\":%.3f,"
-	       "\"avg_json_bytes\":%.0f,\"rss_per_object_bytes\":%.0f,\"rss_ratio\":%.2f}\n",
+	       "\"avg_json_bytes\":%.0f,\"heap_per_object_bytes\":%.0f,\"heap_ratio\":%.2f}\n",
 	       n, count, (double)n / (t1 - t0), t1 - t0, count ? (double)json_bytes / count : 0,
-	       n ? (double)(rss1 - rss0) * 1024 / (double)n : 0,
-	       count && json_bytes ? ((double)(rss1 - rss0) * 1024 / (double)n) /
-					     ((double)json_bytes / count)
-				   : 0);
+	       n ? (double)(heap1 - heap0) / (double)n : 0,
+	       n && count && json_bytes
+		   ? ((double)(heap1 - heap0) / (double)n) / ((double)json_bytes / count)
+		   : 0);
 	kube_response_free(&resp);
 	kube_informers_free(loop);
+
+	/* End to end: a started informer's LIST (pages of 500) until synced. */
+	{
+		struct kube_informer_opts lo = {.res = &r, .ns = argv[2]};
+		CHECK(kube_informers_new(c, &loop) == 0, "loop");
+		CHECK(kube_informer_add(loop, &lo, &inf) == 0, "informer");
+		t0 = mono_s();
+		CHECK(kube_informers_start(loop) == 0, "start");
+		CHECK(kube_informer_wait_synced(inf, 120000) == 0, "sync");
+		t1 = mono_s();
+		printf("{\"list_sync_objects\":%zu,\"list_sync_s\":%.3f,\"list_objects_per_s\":%."
+		       "0f}\n",
+		       kube_informer_count(inf), t1 - t0,
+		       (double)kube_informer_count(inf) / (t1 - t0));
+		kube_informers_free(loop);
+	}
+	return 0;
+}
+
+static int threads_now(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	int n = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Threads: %d", &n) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* N informers (N watches) on one loop: time to sync them all, then how long one new object
+ * takes to reach every cache, and how many threads the process has meanwhile. */
+static int cmd_fanout(struct kube_client *c, int argc, char **argv)
+{
+	static const struct kube_res cms = {"api/v1", "configmaps"};
+	struct kube_res r;
+	struct kube_informers *loop;
+	struct kube_informer **infs;
+	struct kube_informer_opts o = {.res = &r};
+	double t0, t_sync, t_seen;
+	int n, threads, rc;
+	char key[300];
+	cJSON *obj;
+
+	CHECK(argc >= 4, "fanout API PLURAL NS N");
+	r.api = argv[0];
+	r.plural = argv[1];
+	o.ns = argv[2];
+	n = atoi(argv[3]);
+	infs = calloc((size_t)n, sizeof(*infs));
+	CHECK(infs && kube_informers_new(c, &loop) == 0, "loop");
+	for (int i = 0; i < n; i++)
+		CHECK(kube_informer_add(loop, &o, &infs[i]) == 0, "informer %d", i);
+	t0 = mono_s();
+	CHECK(kube_informers_start(loop) == 0, "start");
+	for (int i = 0; i < n; i++)
+		CHECK(kube_informer_wait_synced(infs[i], 120000) == 0, "sync %d", i);
+	t_sync = mono_s() - t0;
+	threads = threads_now();
+	kube_delete(c, &cms, argv[2], "fanout-probe", NULL, NULL, NULL, NULL);
+	usleep(500000);
+	obj = configmap("fanout-probe", "1");
+	t0 = mono_s();
+	rc = kube_create(c, &cms, argv[2], obj, NULL);
+	CHECK(rc == 0, "create: %s", kube_strerror(rc));
+	cJSON_Delete(obj);
+	snprintf(key, sizeof(key), "%s/fanout-probe", argv[2]);
+	for (int i = 0; i < n; i++) {
+		cJSON *got;
+		while (!(got = kube_informer_get(infs[i], key))) {
+			CHECK(mono_s() - t0 < 60, "informer %d never saw the new object", i);
+			usleep(1000);
+		}
+		cJSON_Delete(got);
+	}
+	t_seen = mono_s() - t0;
+	printf("{\"watches\":%d,\"threads\":%d,\"sync_all_s\":%.2f,\"event_to_all_s\":%.3f}\n", n,
+	       threads, t_sync, t_seen);
+	kube_delete(c, &cms, argv[2], "fanout-probe", NULL, NULL, NULL, NULL);
+	kube_informers_free(loop);
+	free(infs);
 	return 0;
 }
 
@@ -555,7 +639,7 @@ int main(int argc, char **argv)
 	}
 	if (argc < 1 || strcmp(argv[0], "--help") == 0) {
 		fprintf(stderr, "usage: kubetool [--kubeconfig PATH | --in-cluster SA_DIR] "
-				"get|roundtrip|list|informer|leader|whoami|bench ARGS\n");
+				"get|roundtrip|list|informer|leader|whoami|bench|fanout ARGS\n");
 		return 2;
 	}
 	if (sa_dir) {
@@ -581,6 +665,8 @@ int main(int argc, char **argv)
 		rc = cmd_whoami(c);
 	else if (strcmp(argv[0], "bench") == 0)
 		rc = cmd_bench(c, argc - 1, argv + 1);
+	else if (strcmp(argv[0], "fanout") == 0)
+		rc = cmd_fanout(c, argc - 1, argv + 1);
 	else {
 		fprintf(stderr, "kubetool: unknown command %s\n", argv[0]);
 		rc = 2;

@@ -115,11 +115,12 @@ def main():
             fail(f"leaseTransitions did not step by one at the takeover: {history}")
         log(f"lease history: {len(history)} versions, holders {seq}")
 
-        # Cut b off: it must give up leadership and exit non-zero after the renew deadline.
-        proxy.mode = "refuse"
+        # Cut b off (the server hangs: requests are read and never answered): it must give up
+        # leadership and exit non-zero once the renew deadline passes.
+        proxy.mode = "blackhole"
         t_cut = time.time()
         try:
-            rc = b.proc.wait(timeout=20)
+            rc = b.proc.wait(timeout=25)
         except subprocess.TimeoutExpired:
             fail("b kept running with no way to renew its lease")
         gave_up = time.time() - t_cut

@@ -5,6 +5,7 @@ import base64
 import os
 import subprocess
 import tempfile
+import time
 import urllib.parse
 
 from kubehelp import KUBETOOL, fresh_namespace, kubectl, log, fail
@@ -71,6 +72,52 @@ def main():
         log("a bad token gets 401 (after one refresh and retry)")
         write_atomic(token_path, tokens["sa-one"])
         expect("sa-one")
+        proc.stdin.close()
+        if proc.wait(timeout=20) != 0:
+            fail(f"kubetool exited {proc.returncode}")
+        proc = None
+
+        # An exec credential plugin: its token is kept until it expires or is rejected;
+        # a 401 runs the plugin again.
+        exec_dir = tempfile.mkdtemp(prefix="kube-exec-")
+        source = os.path.join(exec_dir, "current-token")
+        write_atomic(source, tokens["sa-two"])
+        plugin = os.path.join(exec_dir, "plugin.sh")
+        with open(plugin, "w") as f:
+            f.write("#!/bin/sh\n"
+                    "echo run >> \"$(dirname \"$0\")/runs\"\n"
+                    "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1\",'\n"
+                    "printf '\"kind\":\"ExecCredential\",\"status\":{\"token\":\"%s\"}}' "
+                    "\"$(cat \"$(dirname \"$0\")/current-token\")\"\n")
+        os.chmod(plugin, 0o755)
+        kcfg = os.path.join(exec_dir, "kubeconfig")
+        with open(kcfg, "w") as f:
+            f.write("current-context: c\n"
+                    f"clusters: [{{name: k, cluster: {{server: '{fields['server']}', "
+                    f"certificate-authority: {sa_dir}/ca.crt}}}}]\n"
+                    "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+                    "users:\n- name: u\n  user:\n    exec:\n"
+                    "      apiVersion: client.authentication.k8s.io/v1\n"
+                    "      command: ./plugin.sh\n")
+        proc = subprocess.Popen([KUBETOOL, "--kubeconfig", kcfg, "whoami"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        expect("sa-two")
+        write_atomic(source, tokens["sa-three"])
+        expect("sa-two")  # not expired, not rejected: the plugin is not run again
+        runs = lambda: len(open(os.path.join(exec_dir, "runs")).read().split())
+        if runs() != 1:
+            fail(f"the plugin ran {runs()} times for an unexpired token")
+        # Deleting the service account revokes its tokens: 401, the plugin runs again.
+        kubectl(kc, "delete", "serviceaccount", "sa-two", "-n", ns)
+        deadline = time.time() + 30
+        while whoami().endswith(":sa-two"):  # until the server's lookup cache notices
+            if time.time() > deadline:
+                fail("the deleted service account's token was still accepted after 30 s")
+            time.sleep(0.5)
+        expect("sa-three")
+        if runs() != 2:
+            fail(f"the plugin ran {runs()} times; expected once more after the 401")
+        log("exec plugin: token kept while valid, plugin re-run after a 401")
         proc.stdin.close()
         if proc.wait(timeout=20) != 0:
             fail(f"kubetool exited {proc.returncode}")

@@ -11,7 +11,8 @@ client certificate. Per request, with the configured probabilities, it:
   - for watches (`watch=1` in the query): relays a random number of bytes and then cuts the
     stream, usually in the middle of an event;
 and otherwise relays faithfully. `mode = "refuse"` drops every connection at once (the server
-"is down"); `mode = "pass"` relays everything.
+"is down"); `mode = "blackhole"` reads requests and never answers (the server hangs);
+`mode = "pass"` relays everything.
 
     proxy = FaultProxy(kubeconfig_path, seed=1)
     proxy.start()              # proxy.url -> "http://127.0.0.1:PORT"
@@ -75,7 +76,7 @@ class FaultProxy:
         self.p_gone_continue = 0.0  # LIST pages with a continue token: 410 Expired
         self.cut_bytes = (50, 20000)
         self.counts = {"requests": 0, "429": 0, "500": 0, "drop": 0, "stall": 0, "cut": 0,
-                       "refused": 0, "gone": 0}
+                       "refused": 0, "gone": 0, "blackholed": 0}
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", port))
@@ -174,6 +175,11 @@ class FaultProxy:
                 self._count("refused")
                 return
             lines, body = self._read_request(conn)
+            if self.mode == "blackhole":
+                self._count("blackholed")
+                while not self._stop and self.mode == "blackhole":
+                    time.sleep(0.2)
+                return
             if lines is None:
                 return
             self._count("requests")

@@ -95,7 +95,7 @@ def check_host_restored(snap, cycle):
             cg.append(d)
     nl.check(not cg, p + f"no kubepods cgroup left: {cg[:3]}")
     had = set(snap["paths"].split())
-    paths = [q for q in ("/run/containerd", "/run/udf-sandbox", "/var/lib/cni",
+    paths = [q for q in ("/run/containerd", "/run/udf-sandbox", "/var/lib/cni", "/var/lib/kubelet",
                          "/var/log/containers", "/var/log/pods", "/etc/cni")
              if os.path.exists(q) and q not in had]
     nl.check(not paths, p + f"no directory of the node left: {paths}")

@@ -53,31 +53,30 @@ static char *path_of(const char *name)
 }
 
 /* "-----BEGIN CERTIFICATE-----\nCA\n" and friends, base64 */
-#define CA_B64   "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCkNBCg=="
+#define CA_B64	 "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCkNBCg=="
 #define CERT_B64 "Q0VSVA=="
-#define KEY_B64  "S0VZ"
+#define KEY_B64	 "S0VZ"
 
-static const char *full_config =
-	"apiVersion: v1\n"
-	"kind: Config\n"
-	"current-context: dev\n"
-	"clusters:\n"
-	"- name: other\n"
-	"  cluster: {server: 'https://10.0.0.1'}\n"
-	"- name: local\n"
-	"  cluster:\n"
-	"    server: https://127.0.0.1:6443/\n"
-	"    certificate-authority-data: " CA_B64 "\n"
-	"    tls-server-name: kubernetes\n"
-	"contexts:\n"
-	"- name: dev\n"
-	"  context: {cluster: local, user: admin, namespace: team-a}\n"
-	"users:\n"
-	"- name: admin\n"
-	"  user:\n"
-	"    client-certificate-data: " CERT_B64 "\n"
-	"    client-key-data: " KEY_B64 "\n"
-	"    token: s3cret\n";
+static const char *full_config = "apiVersion: v1\n"
+				 "kind: Config\n"
+				 "current-context: dev\n"
+				 "clusters:\n"
+				 "- name: other\n"
+				 "  cluster: {server: 'https://10.0.0.1'}\n"
+				 "- name: local\n"
+				 "  cluster:\n"
+				 "    server: https://127.0.0.1:6443/\n"
+				 "    certificate-authority-data: " CA_B64 "\n"
+				 "    tls-server-name: kubernetes\n"
+				 "contexts:\n"
+				 "- name: dev\n"
+				 "  context: {cluster: local, user: admin, namespace: team-a}\n"
+				 "users:\n"
+				 "- name: admin\n"
+				 "  user:\n"
+				 "    client-certificate-data: " CERT_B64 "\n"
+				 "    client-key-data: " KEY_B64 "\n"
+				 "    token: s3cret\n";
 
 static void full_kubeconfig_with_inline_data(void **state)
 {
@@ -250,14 +249,15 @@ static void exec_plugin_runs_and_reruns_on_rejection(void **state)
 	char err[256] = "", *tok, cfgtext[1024];
 
 	/* The plugin counts its runs in a file and issues token-<n>. */
-	write_file("plugin.sh",
-		   "#!/bin/sh\n"
-		   "n=$(cat \"$COUNTER\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$COUNTER\"\n"
-		   "case \"$KUBERNETES_EXEC_INFO\" in *ExecCredential*) ;; *) exit 3;; esac\n"
-		   "echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
-		   "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"token-'$n'\","
-		   "\"expirationTimestamp\":\"2999-01-01T00:00:00Z\"}}'\n",
-		   0755);
+	write_file(
+	    "plugin.sh",
+	    "#!/bin/sh\n"
+	    "n=$(cat \"$COUNTER\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$COUNTER\"\n"
+	    "case \"$KUBERNETES_EXEC_INFO\" in *ExecCredential*) ;; *) exit 3;; esac\n"
+	    "echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
+	    "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"token-'$n'\","
+	    "\"expirationTimestamp\":\"2999-01-01T00:00:00Z\"}}'\n",
+	    0755);
 	snprintf(cfgtext, sizeof(cfgtext),
 		 "current-context: c\n"
 		 "clusters: [{name: k, cluster: {server: 'https://a'}}]\n"
@@ -331,17 +331,16 @@ static void exec_plugin_expired_and_failing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(full_kubeconfig_with_inline_data, setup, teardown),
-		cmocka_unit_test_setup_teardown(relative_paths_resolve_against_kubeconfig_dir,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(errors_name_file_and_field, setup, teardown),
-		cmocka_unit_test_setup_teardown(alias_bomb_is_rejected, setup, teardown),
-		cmocka_unit_test_setup_teardown(kubeconfig_env_first_readable_wins, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(in_cluster_ipv6_and_namespace, setup, teardown),
-		cmocka_unit_test_setup_teardown(exec_plugin_runs_and_reruns_on_rejection, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(exec_plugin_expired_and_failing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(full_kubeconfig_with_inline_data, setup, teardown),
+	    cmocka_unit_test_setup_teardown(relative_paths_resolve_against_kubeconfig_dir, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(errors_name_file_and_field, setup, teardown),
+	    cmocka_unit_test_setup_teardown(alias_bomb_is_rejected, setup, teardown),
+	    cmocka_unit_test_setup_teardown(kubeconfig_env_first_readable_wins, setup, teardown),
+	    cmocka_unit_test_setup_teardown(in_cluster_ipv6_and_namespace, setup, teardown),
+	    cmocka_unit_test_setup_teardown(exec_plugin_runs_and_reruns_on_rejection, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(exec_plugin_expired_and_failing, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

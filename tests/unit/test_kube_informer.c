@@ -45,9 +45,10 @@ struct fixture {
 
 static int setup(void **state)
 {
-	static const char *cfgtext = "current-context: c\n"
-				     "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:9'}}]\n"
-				     "contexts: [{name: c, context: {cluster: k}}]\n";
+	static const char *cfgtext =
+	    "current-context: c\n"
+	    "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:9'}}]\n"
+	    "contexts: [{name: c, context: {cluster: k}}]\n";
 	static const struct kube_res pods = {"api/v1", "pods"};
 	static const char *const idx[] = {"pool", "fn", NULL};
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -79,10 +80,11 @@ static void feed(struct fixture *f, const char *type, const char *ns, const char
 		 const char *rv, const char *pool)
 {
 	char buf[512];
-	int n = snprintf(buf, sizeof(buf),
-			 "{\"type\":\"%s\",\"object\":{\"metadata\":{\"namespace\":\"%s\","
-			 "\"name\":\"%s\",\"resourceVersion\":\"%s\",\"labels\":{\"pool\":\"%s\"}}}}\n",
-			 type, ns, name, rv, pool);
+	int n =
+	    snprintf(buf, sizeof(buf),
+		     "{\"type\":\"%s\",\"object\":{\"metadata\":{\"namespace\":\"%s\","
+		     "\"name\":\"%s\",\"resourceVersion\":\"%s\",\"labels\":{\"pool\":\"%s\"}}}}\n",
+		     type, ns, name, rv, pool);
 	assert_int_equal(kube_informer_feed_watch(f->inf, buf, (size_t)n), 0);
 }
 
@@ -162,10 +164,10 @@ static void object_keys(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(events_update_cache_indexes_and_handlers, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(gone_and_garbage_are_reported, setup, teardown),
-		cmocka_unit_test(object_keys),
+	    cmocka_unit_test_setup_teardown(events_update_cache_indexes_and_handlers, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(gone_and_garbage_are_reported, setup, teardown),
+	    cmocka_unit_test(object_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,10 +34,10 @@ static void frames_free(struct frames *f)
 }
 
 static const char *stream =
-	"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a}\",\"resourceVersion\":\"1\"}}}\n"
-	"{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"b\\\"{[\","
-	"\"resourceVersion\":\"2\"},\"data\":[1,{\"x\":\"\\\\\"}]}}\n"
-	"{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":\"3\"}}}\n";
+    "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a}\",\"resourceVersion\":\"1\"}}}\n"
+    "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"b\\\"{[\","
+    "\"resourceVersion\":\"2\"},\"data\":[1,{\"x\":\"\\\\\"}]}}\n"
+    "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":\"3\"}}}\n";
 
 /* Every way of cutting the stream in two, and one byte at a time, yields the same 3 events. */
 static void framing_survives_every_chunk_boundary(void **state)
@@ -100,8 +100,8 @@ static void overflow_is_an_error_not_a_crash(void **state)
 	chunk[0] = '{';
 	chunk[1] = '"';
 	for (int i = 0; i < 10 && rc == 0; i++)
-		rc = kube_framer_feed(&fr, i ? chunk + 2 : chunk, i ? sizeof(chunk) - 2 : sizeof(chunk),
-				      collect, &f);
+		rc = kube_framer_feed(&fr, i ? chunk + 2 : chunk,
+				      i ? sizeof(chunk) - 2 : sizeof(chunk), collect, &f);
 	assert_int_equal(rc, -EMSGSIZE);
 	assert_true(kube_framer_pending(&fr) <= 4096);
 	kube_framer_reset(&fr);
@@ -163,9 +163,10 @@ static void error_event_carries_status(void **state)
 static void status_parse_and_error_codes(void **state)
 {
 	struct kube_status st;
-	const char *conflict = "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\","
-			       "\"message\":\"Operation cannot be fulfilled on configmaps \\\"x\\\": "
-			       "the object has been modified\",\"reason\":\"Conflict\",\"code\":409}";
+	const char *conflict =
+	    "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\","
+	    "\"message\":\"Operation cannot be fulfilled on configmaps \\\"x\\\": "
+	    "the object has been modified\",\"reason\":\"Conflict\",\"code\":409}";
 	const char *exists = "{\"kind\":\"Status\",\"reason\":\"AlreadyExists\",\"code\":409}";
 
 	assert_int_equal(kube_status_parse(conflict, strlen(conflict), 409, &st), 0);
@@ -237,16 +238,16 @@ static void accessors_are_checked(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(framing_survives_every_chunk_boundary),
-		cmocka_unit_test(events_without_newlines_are_framed),
-		cmocka_unit_test(overflow_is_an_error_not_a_crash),
-		cmocka_unit_test(garbage_between_objects_is_a_protocol_error),
-		cmocka_unit_test(callback_can_stop_the_feed),
-		cmocka_unit_test(error_event_carries_status),
-		cmocka_unit_test(status_parse_and_error_codes),
-		cmocka_unit_test(backoff_doubles_with_jitter_to_cap),
-		cmocka_unit_test(path_building_escapes_names),
-		cmocka_unit_test(accessors_are_checked),
+	    cmocka_unit_test(framing_survives_every_chunk_boundary),
+	    cmocka_unit_test(events_without_newlines_are_framed),
+	    cmocka_unit_test(overflow_is_an_error_not_a_crash),
+	    cmocka_unit_test(garbage_between_objects_is_a_protocol_error),
+	    cmocka_unit_test(callback_can_stop_the_feed),
+	    cmocka_unit_test(error_event_carries_status),
+	    cmocka_unit_test(status_parse_and_error_codes),
+	    cmocka_unit_test(backoff_doubles_with_jitter_to_cap),
+	    cmocka_unit_test(path_building_escapes_names),
+	    cmocka_unit_test(accessors_are_checked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -216,13 +216,13 @@ static void workers_never_share_a_key(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(fifo_order_and_coalescing),
-		cmocka_unit_test(add_during_processing_gives_one_more_pass),
-		cmocka_unit_test(add_after_only_moves_earlier),
-		cmocka_unit_test(per_key_exponential_and_forget),
-		cmocka_unit_test(token_bucket_limits_overall_rate),
-		cmocka_unit_test(shutdown_wakes_getters),
-		cmocka_unit_test(workers_never_share_a_key),
+	    cmocka_unit_test(fifo_order_and_coalescing),
+	    cmocka_unit_test(add_during_processing_gives_one_more_pass),
+	    cmocka_unit_test(add_after_only_moves_earlier),
+	    cmocka_unit_test(per_key_exponential_and_forget),
+	    cmocka_unit_test(token_bucket_limits_overall_rate),
+	    cmocka_unit_test(shutdown_wakes_getters),
+	    cmocka_unit_test(workers_never_share_a_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,436 @@
+#include "workers.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "functions_internal.h"
+#include "log.h"
+#include "naming.h"
+#include "rest.h"
+
+static const struct kube_res res_functions = {"apis/udf.sandbox.io/v1alpha1", "udffunctions"};
+
+enum worker_op { OP_CREATE, OP_ALTER, OP_DROP, OP_LIST };
+
+struct worker_job {
+	enum worker_op op;
+	struct functions *f;
+	char *tenant;
+	char *name;
+	char ns[64];
+	char object[64];
+	cJSON *body; /* create: the object; alter: the merge patch */
+	int flag;    /* create: if_not_exists; drop: if_exists */
+	worker_cb cb;
+	void *arg;
+};
+
+int workers_object_name(const char *name, char out[64])
+{
+	return naming_dns_label("w-", name, NULL, out);
+}
+
+static void now_rfc3339(char out[32])
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int classify(int rc)
+{
+	if (rc == KUBE_ENOTFOUND)
+		return FN_NOT_FOUND;
+	if (rc == KUBE_EINVALID)
+		return FN_INVALID;
+	if (rc > -KUBE_E_BASE || rc <= -(KUBE_E_BASE + 500) || rc == KUBE_ETOOMANY)
+		return FN_UNREACHABLE;
+	return FN_REJECTED;
+}
+
+/* kv pairs of a string map (borrowed from obj) into a malloc'd array. */
+static struct fn_kv *kv_of(const cJSON *map, size_t *n)
+{
+	*n = 0;
+	if (!cJSON_IsObject(map))
+		return NULL;
+	size_t count = (size_t)cJSON_GetArraySize(map);
+	struct fn_kv *kv = calloc(count ? count : 1, sizeof(*kv));
+	if (!kv)
+		return NULL;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, map)
+	{
+		if (cJSON_IsString(it) && it->string)
+			kv[(*n)++] = (struct fn_kv){it->string, it->valuestring};
+	}
+	return kv;
+}
+
+/* Fills w from obj (strings borrowed from it); free w->tags and w->options after use. */
+static void render(const cJSON *obj, struct worker_info *w)
+{
+	const cJSON *annos = k8s_get(obj, "metadata.annotations");
+	const cJSON *upd =
+	    annos ? cJSON_GetObjectItemCaseSensitive(annos, FN_ANNO_UPDATED_AT) : NULL;
+	const char *name = k8s_str(obj, "spec.functionName");
+	memset(w, 0, sizeof(*w));
+	w->name = name ? name : k8s_str(obj, "metadata.name");
+	w->created_at = k8s_str(obj, "metadata.creationTimestamp");
+	w->updated_at = cJSON_IsString(upd) ? upd->valuestring : w->created_at;
+	if (!w->created_at)
+		w->created_at = "";
+	if (!w->updated_at)
+		w->updated_at = "";
+	w->tags = kv_of(k8s_get(obj, "spec.tags"), &w->n_tags);
+	w->options = kv_of(k8s_get(obj, "spec.options"), &w->n_options);
+}
+
+static void render_free(struct worker_info *w)
+{
+	free((void *)w->tags);
+	free((void *)w->options);
+}
+
+static void answer_one(struct worker_job *j, const cJSON *obj)
+{
+	struct worker_info w;
+	render(obj, &w);
+	j->cb(j->arg, FN_READY, "", &w, 1);
+	render_free(&w);
+}
+
+static void job_free(struct worker_job *j)
+{
+	free(j->tenant);
+	free(j->name);
+	cJSON_Delete(j->body);
+	free(j);
+}
+
+static int belongs_to(const cJSON *obj, const char *tenant)
+{
+	const char *t = k8s_str(obj, "spec.tenant");
+	return t && strcmp(t, tenant) == 0;
+}
+
+static void run_create(struct worker_job *j)
+{
+	char msg[768] = "";
+	cJSON *out = NULL;
+	int r = functions_ensure_namespace(j->f, j->tenant, j->ns, msg, sizeof(msg));
+	if (r != 0) {
+		j->cb(j->arg, (enum fn_result)r, msg, NULL, 0);
+		return;
+	}
+	struct kube_client *kube = functions_kube(j->f);
+	int rc = kube_create(kube, &res_functions, j->ns, j->body, &out);
+	if (rc == 0) {
+		log_info("workers", "worker \"%s\" of tenant \"%s\" recorded as %s/%s", j->name,
+			 j->tenant, j->ns, j->object);
+		answer_one(j, out);
+		cJSON_Delete(out);
+		return;
+	}
+	if (rc == KUBE_EALREADY_EXISTS)
+		rc = kube_get_object(kube, &res_functions, j->ns, j->object, &out);
+	if (rc == 0) {
+		if (!belongs_to(out, j->tenant)) {
+			snprintf(msg, sizeof(msg),
+				 "worker \"%s\": its UdfFunction %s/%s belongs to "
+				 "another tenant",
+				 j->name, j->ns, j->object);
+			j->cb(j->arg, FN_CONFLICT, msg, NULL, 0);
+		} else if (!j->flag) {
+			snprintf(msg, sizeof(msg), "worker \"%s\" already exists", j->name);
+			j->cb(j->arg, FN_EXISTS, msg, NULL, 0);
+		} else {
+			answer_one(j, out);
+		}
+		cJSON_Delete(out);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "cannot record worker \"%s\": %s", j->name, kube_strerror(rc));
+	j->cb(j->arg, (enum fn_result)classify(rc), msg, NULL, 0);
+}
+
+static int check_namespace(struct worker_job *j, char *msg, size_t msglen)
+{
+	if (functions_tenant_namespace_known(j->f, j->tenant, j->ns) < 0) {
+		snprintf(msg, msglen, "namespace %s belongs to another tenant", j->ns);
+		return FN_CONFLICT;
+	}
+	return 0;
+}
+
+static void run_alter(struct worker_job *j)
+{
+	char msg[768] = "";
+	cJSON *cur = NULL, *out = NULL;
+	struct kube_client *kube = functions_kube(j->f);
+	int r = check_namespace(j, msg, sizeof(msg));
+	if (r) {
+		j->cb(j->arg, (enum fn_result)r, msg, NULL, 0);
+		return;
+	}
+	int rc = kube_get_object(kube, &res_functions, j->ns, j->object, &cur);
+	if (rc == 0 && !belongs_to(cur, j->tenant))
+		rc = KUBE_ENOTFOUND;
+	cJSON_Delete(cur);
+	if (rc == 0) {
+		char *patch = cJSON_PrintUnformatted(j->body);
+		rc = patch ? kube_patch(kube, &res_functions, j->ns, j->object, NULL,
+					KUBE_PATCH_MERGE, patch, NULL, 0, &out)
+			   : -ENOMEM;
+		free(patch);
+	}
+	if (rc == 0) {
+		answer_one(j, out);
+		cJSON_Delete(out);
+		return;
+	}
+	if (rc == KUBE_ENOTFOUND)
+		snprintf(msg, sizeof(msg), "worker \"%s\" does not exist", j->name);
+	else
+		snprintf(msg, sizeof(msg), "cannot alter worker \"%s\": %s", j->name,
+			 kube_strerror(rc));
+	j->cb(j->arg, (enum fn_result)classify(rc), msg, NULL, 0);
+}
+
+static void run_drop(struct worker_job *j)
+{
+	char msg[768] = "";
+	cJSON *cur = NULL;
+	struct kube_client *kube = functions_kube(j->f);
+	int r = check_namespace(j, msg, sizeof(msg));
+	if (r) {
+		j->cb(j->arg, (enum fn_result)r, msg, NULL, 0);
+		return;
+	}
+	int rc = kube_get_object(kube, &res_functions, j->ns, j->object, &cur);
+	if (rc == 0 && !belongs_to(cur, j->tenant))
+		rc = KUBE_ENOTFOUND;
+	const char *uid = rc == 0 ? k8s_str(cur, "metadata.uid") : NULL;
+	if (rc == 0)
+		rc = kube_delete(kube, &res_functions, j->ns, j->object, "Background", uid, NULL,
+				 NULL);
+	cJSON_Delete(cur);
+	if (rc == 0 || (rc == KUBE_ENOTFOUND && j->flag)) {
+		if (rc == 0)
+			log_info("workers", "worker \"%s\" of tenant \"%s\" dropped (%s/%s)",
+				 j->name, j->tenant, j->ns, j->object);
+		j->cb(j->arg, FN_READY, "", NULL, 0);
+		return;
+	}
+	if (rc == KUBE_ENOTFOUND)
+		snprintf(msg, sizeof(msg), "worker \"%s\" does not exist", j->name);
+	else
+		snprintf(msg, sizeof(msg), "cannot drop worker \"%s\": %s", j->name,
+			 kube_strerror(rc));
+	j->cb(j->arg, (enum fn_result)classify(rc), msg, NULL, 0);
+}
+
+static int by_name(const void *a, const void *b)
+{
+	const struct worker_info *x = a, *y = b;
+	return strcmp(x->name, y->name);
+}
+
+static void answer_list(struct worker_job *j, const cJSON *items)
+{
+	size_t n = 0, cap = (size_t)cJSON_GetArraySize(items);
+	struct worker_info *ws = calloc(cap ? cap : 1, sizeof(*ws));
+	if (!ws) {
+		j->cb(j->arg, FN_REJECTED, "out of memory", NULL, 0);
+		return;
+	}
+	const cJSON *it;
+	cJSON_ArrayForEach(it, items)
+	{
+		const char *ns = k8s_str(it, "metadata.namespace");
+		const char *proto = k8s_label(it, FN_LABEL_PROTOCOL);
+		if (ns && proto && strcmp(ns, j->ns) == 0 && strcmp(proto, "3") == 0 &&
+		    belongs_to(it, j->tenant))
+			render(it, &ws[n++]);
+	}
+	qsort(ws, n, sizeof(*ws), by_name);
+	j->cb(j->arg, FN_READY, "", ws, n);
+	for (size_t i = 0; i < n; i++)
+		render_free(&ws[i]);
+	free(ws);
+}
+
+static void run_list(struct worker_job *j)
+{
+	char msg[512];
+	cJSON *items = NULL;
+	int rc = kube_list(functions_kube(j->f), &res_functions, j->ns, FN_LABEL_PROTOCOL "=3", 0,
+			   &items, NULL);
+	if (rc == KUBE_ENOTFOUND) {
+		j->cb(j->arg, FN_READY, "", NULL, 0);
+		return;
+	}
+	if (rc < 0) {
+		snprintf(msg, sizeof(msg), "cannot list the workers: %s", kube_strerror(rc));
+		j->cb(j->arg, (enum fn_result)classify(rc), msg, NULL, 0);
+		return;
+	}
+	answer_list(j, items);
+	cJSON_Delete(items);
+}
+
+static void run(void *arg)
+{
+	struct worker_job *j = arg;
+	switch (j->op) {
+	case OP_CREATE:
+		run_create(j);
+		break;
+	case OP_ALTER:
+		run_alter(j);
+		break;
+	case OP_DROP:
+		run_drop(j);
+		break;
+	case OP_LIST:
+		run_list(j);
+		break;
+	}
+	job_free(j);
+}
+
+static struct worker_job *job_new(struct functions *f, enum worker_op op, const char *tenant,
+				  const char *name, worker_cb cb, void *arg)
+{
+	struct worker_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->op = op;
+	j->f = f;
+	j->cb = cb;
+	j->arg = arg;
+	j->tenant = strdup(tenant);
+	j->name = strdup(name ? name : "");
+	if (!j->tenant || !j->name || functions_namespace(f, tenant, j->ns) < 0 ||
+	    (name && workers_object_name(name, j->object) < 0)) {
+		job_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+static int submit(struct worker_job *j)
+{
+	int rc = functions_submit(j->f, run, j);
+	if (rc < 0)
+		job_free(j);
+	return rc;
+}
+
+int workers_create(struct functions *f, const char *tenant, const char *name,
+		   const struct fn_kv *tags, size_t n_tags, const struct fn_kv *options,
+		   size_t n_options, int if_not_exists, worker_cb cb, void *arg)
+{
+	struct worker_job *j = job_new(f, OP_CREATE, tenant, name, cb, arg);
+	if (!j)
+		return -ENOMEM;
+	struct fn_desc d = {
+	    .tenant = tenant,
+	    .name = j->object,
+	    .function_name = name,
+	    .content_key = "",
+	    .protocol = FN_PROTO_WORKER,
+	    .tags = tags,
+	    .n_tags = n_tags,
+	    .options = options,
+	    .n_options = n_options,
+	};
+	char now[32];
+	now_rfc3339(now);
+	j->body = functions_object(&d, j->ns);
+	cJSON *annos = j->body ? (cJSON *)k8s_get(j->body, "metadata.annotations") : NULL;
+	if (!annos || !cJSON_AddStringToObject(annos, FN_ANNO_UPDATED_AT, now)) {
+		job_free(j);
+		return -ENOMEM;
+	}
+	j->flag = if_not_exists;
+	return submit(j);
+}
+
+static int add_map(cJSON *spec, const char *field, const struct fn_kv *set, size_t n_set,
+		   const char *const *unset, size_t n_unset)
+{
+	if (!n_set && !n_unset)
+		return 0;
+	cJSON *m = cJSON_GetObjectItemCaseSensitive(spec, field);
+	if (!m)
+		m = cJSON_AddObjectToObject(spec, field);
+	if (!m)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_unset; i++) {
+		cJSON_DeleteItemFromObjectCaseSensitive(m, unset[i]);
+		if (!cJSON_AddNullToObject(m, unset[i]))
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < n_set; i++) {
+		cJSON_DeleteItemFromObjectCaseSensitive(m, set[i].key);
+		if (!cJSON_AddStringToObject(m, set[i].key, set[i].value))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int workers_alter(struct functions *f, const char *tenant, const char *name,
+		  const struct worker_change *c, worker_cb cb, void *arg)
+{
+	struct worker_job *j = job_new(f, OP_ALTER, tenant, name, cb, arg);
+	if (!j)
+		return -ENOMEM;
+	char now[32];
+	now_rfc3339(now);
+	cJSON *patch = cJSON_CreateObject();
+	cJSON *md = cJSON_AddObjectToObject(patch, "metadata");
+	cJSON *annos = cJSON_AddObjectToObject(md, "annotations");
+	cJSON *spec = cJSON_AddObjectToObject(patch, "spec");
+	j->body = patch;
+	int ok =
+	    patch && md && annos && spec && cJSON_AddStringToObject(annos, FN_ANNO_UPDATED_AT, now);
+	ok = ok &&
+	     add_map(spec, "tags", c->set_tags, c->n_set_tags, c->unset_tags, c->n_unset_tags) == 0;
+	ok = ok && add_map(spec, "options", c->set_options, c->n_set_options, c->unset_options,
+			   c->n_unset_options) == 0;
+	if (ok && c->state != WORKER_STATE_KEEP) {
+		struct fn_kv s = {"suspended", c->state == WORKER_SUSPEND ? "true" : "false"};
+		ok = add_map(spec, "options", &s, 1, NULL, 0) == 0 &&
+		     cJSON_AddNumberToObject(spec, "replicas", c->state == WORKER_SUSPEND ? 0 : 1);
+	}
+	if (!ok) {
+		job_free(j);
+		return -ENOMEM;
+	}
+	return submit(j);
+}
+
+int workers_drop(struct functions *f, const char *tenant, const char *name, int if_exists,
+		 worker_cb cb, void *arg)
+{
+	struct worker_job *j = job_new(f, OP_DROP, tenant, name, cb, arg);
+	if (!j)
+		return -ENOMEM;
+	j->flag = if_exists;
+	return submit(j);
+}
+
+int workers_list(struct functions *f, const char *tenant, worker_cb cb, void *arg)
+{
+	struct worker_job *j = job_new(f, OP_LIST, tenant, NULL, cb, arg);
+	if (!j)
+		return -ENOMEM;
+	/* From the API server, not the cache: SHOW WORKERS right after CREATE WORKER must see it.
+	 */
+	return submit(j);
+}

@@ -1,0 +1,20 @@
+/*
+ * grpc/etag: the content tag of a presigned url: a one-byte ranged GET (a GET-presigned url
+ * refuses HEAD) and its ETag, or "length:<n>" from Content-Range / Content-Length when the
+ * store sends no ETag. Blocks up to timeout_ms: call it from a blocking-work thread only.
+ */
+#ifndef UDF_GRPC_ETAG_H
+#define UDF_GRPC_ETAG_H
+
+#include <stddef.h>
+
+/* 0 with the tag in out, or a negative errno with a readable reason in err. */
+int etag_fetch(const char *url, long timeout_ms, char *out, size_t outlen, char *err,
+	       size_t errlen);
+
+/* Parses one response header line into the tag candidates (exposed for tests/fuzzing):
+ * sets etag / total length when the line is ETag / Content-Range / Content-Length. */
+void etag_header_line(const char *line, size_t len, char *etag, size_t etaglen,
+		      long long *range_total, long long *content_length);
+
+#endif

@@ -1,0 +1,69 @@
+"""A stand-in for a stage's object store on 127.0.0.1: serves files with ETags, honours
+one-byte Range requests, refuses HEAD (like a GET-presigned url) and counts requests.
+
+    with ImportServer({"helper.py": b"def f(x): return x"}) as srv:
+        url = srv.presign("helper.py")   # a new query string on every call
+"""
+
+import hashlib
+import http.server
+import itertools
+import threading
+import urllib.parse
+
+
+class ImportServer:
+    def __init__(self, files, etags=True):
+        self.files = dict(files)
+        self.etags = etags
+        self.requests = []
+        self._seq = itertools.count(1)
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_HEAD(self):
+                self.send_response(403)
+                self.end_headers()
+
+            def do_GET(self):
+                path = urllib.parse.urlparse(self.path).path.lstrip("/")
+                server.requests.append((path, self.headers.get("Range")))
+                body = server.files.get(path)
+                if body is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                rng = self.headers.get("Range")
+                if rng == "bytes=0-0" and body:
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes 0-0/{len(body)}")
+                    part = body[:1]
+                else:
+                    self.send_response(200)
+                    part = body
+                if server.etags:
+                    self.send_header("ETag", '"' + hashlib.md5(body).hexdigest() + '"')
+                self.send_header("Content-Length", str(len(part)))
+                self.end_headers()
+                self.wfile.write(part)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def presign(self, name):
+        n = next(self._seq)
+        return (f"http://127.0.0.1:{self.port}/{name}?X-Amz-Date=2026{n:08d}"
+                f"&X-Amz-Signature={hashlib.sha256(str(n).encode()).hexdigest()}")
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
