@@ -155,7 +155,16 @@ start() {
 	fi
 	# 9>&-: the daemon must not inherit the lock of this script, or it holds it forever.
 	setsid "$UDF_BIN/$name" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
-	echo $! >"$RUN/$name.pid"
+	local pid=$!
+	echo "$pid" >"$RUN/$name.pid"
+	# Until the child has exec'd, /proc/PID/exe is bash or setsid and pid_of would call it
+	# dead; wait for the exec (or the exit) so that callers see the real state.
+	local _
+	for _ in $(seq 1 100); do
+		[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$UDF_BIN/$name" ] && return 0
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.02
+	done
 }
 
 # wait_for NAME SECONDS CHECK...: polls CHECK until it succeeds; on failure or if NAME died,

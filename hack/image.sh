@@ -76,7 +76,8 @@ remove_tree() {
 
 key_of() { printf '%s\n' "$@" | sha256sum | cut -c1-12; }
 
-has_tag() { umoci ls --layout "$LAYOUT" 2>/dev/null | grep -qxF -- "$1"; }
+# (grep reads a finished list: with pipefail, "umoci ls | grep -q" fails when grep exits first.)
+has_tag() { grep -qxF -- "$1" <<<"$(umoci ls --layout "$LAYOUT" 2>/dev/null)"; }
 
 init_layout() {
 	mkdir -p "$IMAGES"
@@ -118,7 +119,13 @@ in_chroot() {
 	mount --bind /dev "$dir/dev"
 	cp /etc/resolv.conf "$dir/etc/resolv.conf"
 	cp /etc/ssl/certs/ca-certificates.crt "$dir/tmp/host-ca.crt"
-	chroot "$dir" env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root \
+	# The host's pip index and proxy settings, when it has any, apply in the chroot too.
+	local pass=() v
+	for v in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_TRUSTED_HOST HTTP_PROXY HTTPS_PROXY NO_PROXY \
+		http_proxy https_proxy no_proxy; do
+		[ -z "${!v:-}" ] || pass+=("$v=${!v}")
+	done
+	chroot "$dir" env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root "${pass[@]}" \
 		PIP_CERT=/tmp/host-ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 "$@" || rc=$?
 	umount "$dir/dev" || umount -l "$dir/dev"
 	umount "$dir/proc" || umount -l "$dir/proc"
@@ -301,7 +308,7 @@ cmd_import() {
 		stamp=$(stat -c '%s %Y' "$tar")
 		ref="localhost/$name:dev"
 		if [ "$(cat "$marks/$name" 2>/dev/null)" = "$stamp" ] &&
-			"$UDF_BIN/ctr" --address "$address" -n k8s.io images ls -q | grep -qxF "$ref"; then
+			grep -qxF -- "$ref" <<<"$("$UDF_BIN/ctr" --address "$address" -n k8s.io images ls -q)"; then
 			continue
 		fi
 		"$UDF_BIN/ctr" --address "$address" -n k8s.io images import --no-unpack=false "$tar" >/dev/null

@@ -128,47 +128,38 @@ restore_sysctls() {
 	done <"$HOSTSNAP/sysctls"
 }
 
-# restore_iptables SAVE-CMD CMD SNAPSHOT: deletes every rule and chain that is not in SNAPSHOT.
+# restore_iptables SAVE-CMD CMD SNAPSHOT: deletes every rule and chain that is not in SNAPSHOT
+# (rules first: they may jump to the chains).
 restore_iptables() {
-	local save="$1" cmd="$2" snap="$3" table="" line chain
+	local save="$1" cmd="$2" snap="$3" now table line
 	[ -f "$snap" ] || return 0
-	local now
 	now=$("$save" 2>/dev/null) || return 0
-	# Rules first (they may jump to our chains), then the chains.
-	while IFS= read -r line; do
-		case "$line" in
-		\**) table="${line#\*}" ;;
-		-A\ *)
-			if ! grep -qxF -- "$line" <(awk -v t="*$table" '/^\*/{cur=$0} cur==t' "$snap"); then
-				eval "$cmd -w -t $table -D ${line#-A }" 2>/dev/null || true
-			fi
-			;;
-		esac
-	done <<<"$now"
-	while IFS= read -r line; do
-		case "$line" in
-		\**) table="${line#\*}" ;;
-		:*)
-			chain="${line#:}"
-			chain="${chain%% *}"
-			if ! awk -v t="*$table" '/^\*/{cur=$0} cur==t' "$snap" | grep -q "^:$chain "; then
-				"$cmd" -w -t "$table" -F "$chain" 2>/dev/null || true
-			fi
-			;;
-		esac
-	done <<<"$now"
-	while IFS= read -r line; do
-		case "$line" in
-		\**) table="${line#\*}" ;;
-		:*)
-			chain="${line#:}"
-			chain="${chain%% *}"
-			if ! awk -v t="*$table" '/^\*/{cur=$0} cur==t' "$snap" | grep -q "^:$chain "; then
-				"$cmd" -w -t "$table" -X "$chain" 2>/dev/null || true
-			fi
-			;;
-		esac
-	done <<<"$now"
+	while IFS=$'\t' read -r table line; do
+		[ -n "$table" ] || continue
+		eval "$cmd -w -t $table -D ${line#-A }" 2>/dev/null || true
+	done < <(new_since "$snap" '^-A ' <<<"$now")
+	while IFS=$'\t' read -r table line; do
+		[ -n "$table" ] || continue
+		line="${line#:}"
+		"$cmd" -w -t "$table" -F "${line%% *}" 2>/dev/null || true
+	done < <(new_since "$snap" '^:' <<<"$now")
+	while IFS=$'\t' read -r table line; do
+		[ -n "$table" ] || continue
+		line="${line#:}"
+		"$cmd" -w -t "$table" -X "${line%% *}" 2>/dev/null || true
+	done < <(new_since "$snap" '^:' <<<"$now")
+}
+
+# new_since SNAPSHOT REGEX < SAVE-OUTPUT: "table<TAB>line" for each line matching REGEX in the
+# iptables-save output on stdin that the same table of SNAPSHOT lacks. Chain lines (":NAME
+# POLICY [counters]") compare by name only.
+new_since() {
+	awk -v re="$2" '
+		function key(l) { if (l ~ /^:/) { split(l, f, " "); return f[1] } return l }
+		/^\*/ { t = substr($0, 2); next }
+		NR == FNR { if ($0 ~ re) seen[t SUBSEP key($0)] = 1; next }
+		$0 ~ re && !((t SUBSEP key($0)) in seen) { print t "\t" $0 }
+	' "$1" -
 }
 
 unmount_ours() {
@@ -235,11 +226,11 @@ remove_paths() {
 		grep -qxF -- "$p" "$HOSTSNAP/paths" 2>/dev/null && continue
 		[ -e "$p" ] || continue
 		# Never remove a directory that still holds a mount point.
-		if findmnt -rn -o TARGET | grep -qF -- "$(realpath "$p")/"; then
+		if grep -qF -- "$(realpath "$p")/" <<<"$(findmnt -rn -o TARGET)"; then
 			echo "node: $p still has mounts; left in place" >&2
 			continue
 		fi
-		rm -rf "$p"
+		rm -rf --one-file-system "$p"
 	done
 }
 

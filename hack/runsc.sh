@@ -71,7 +71,7 @@ build() {
 	(cd "$src" && go build -trimpath -ldflags "$ldflags" -o "$UDF_BIN/runsc" ./runsc)
 	(cd "$src" && go build -trimpath -ldflags "-s -w" -o "$UDF_BIN/containerd-shim-runsc-v1" ./shim)
 	# A dynamically linked runsc would fail only later, inside every sandbox: check now.
-	if file "$UDF_BIN/runsc" 2>/dev/null | grep -q 'dynamically linked'; then
+	if grep -q 'dynamically linked' <<<"$(file "$UDF_BIN/runsc" 2>/dev/null)"; then
 		die "runsc came out dynamically linked; it must be built with CGO_ENABLED=0"
 	fi
 	echo "$stamp" >"$UDF_BIN/.runsc.version"

@@ -2,7 +2,8 @@
 # The gRPC endpoint's benchmark (numbers, not pass/fail): hot ApplyUdfResource (the function
 # already Ready, answered from the informer caches) throughput and p50/p99 at 1, 16 and 64
 # concurrent clients, beside a no-op unary server on the same gRPC core wrapper in the same
-# run. The ratio of the two is the figure to report. ghz is the load generator for both.
+# run (alternating runs, the median shown). The ratio of the two is the figure to report. ghz
+# is the load generator for both.
 set -euo pipefail
 
 GHZ_VERSION="v0.120.0"

@@ -58,6 +58,15 @@ def ghz(ghz_bin, address, concurrency, requests, workdir):
             "errors": ",".join(f"{k}:{v}" for k, v in sorted(codes.items()) if k != "OK") or "0"}
 
 
+def median(runs):
+    """The run with the median throughput (its latencies with it); errors summed."""
+    runs = sorted(runs, key=lambda r: r["rps"])
+    m = dict(runs[len(runs) // 2])
+    errs = [r["errors"] for r in runs if r["errors"] != "0"]
+    m["errors"] = ";".join(errs) or "0"
+    return m
+
+
 def make_ready(kube, address):
     channel = grpc.insecure_channel(address)
     stub = udf_pb2_grpc.UdfServiceStub(channel)
@@ -91,6 +100,8 @@ def main():
     ap.add_argument("--noop", required=True)
     ap.add_argument("--requests", type=int, default=20000)
     ap.add_argument("--concurrency", default="1,16,64")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternating operator/no-op rounds per point; the median is shown")
     args = ap.parse_args()
 
     kubeconfig = ensure_cluster()
@@ -107,9 +118,11 @@ def main():
             for target in (op.grpc_address, noop_addr):  # warm both up
                 ghz(args.ghz, target, 4, 2000, work)
             for c in [int(x) for x in args.concurrency.split(",")]:
-                o = ghz(args.ghz, op.grpc_address, c, args.requests, work)
-                n = ghz(args.ghz, noop_addr, c, args.requests, work)
-                rows.append((c, o, n))
+                os_, ns_ = [], []
+                for _ in range(args.rounds):  # alternate, so load from elsewhere hits both
+                    os_.append(ghz(args.ghz, op.grpc_address, c, args.requests, work))
+                    ns_.append(ghz(args.ghz, noop_addr, c, args.requests, work))
+                rows.append((c, median(os_), median(ns_)))
     finally:
         noop.terminate()
         noop.wait()
@@ -117,8 +130,9 @@ def main():
             if ns["metadata"]["name"].startswith(PREFIX):
                 kube.delete_namespace(ns["metadata"]["name"])
 
-    print(f"hot ApplyUdfResource, {args.requests} calls per point, ghz client on the same "
-          f"{os.cpu_count()}-core host")
+    print(f"hot ApplyUdfResource, {args.requests} calls per run, median of {args.rounds} "
+          f"alternating runs, ghz client on the same {os.cpu_count()}-core host "
+          f"(load average {os.getloadavg()[0]:.1f})")
     print(f"{'clients':>7} | {'operator req/s':>14} {'p50 ms':>7} {'p99 ms':>7} | "
           f"{'no-op req/s':>11} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>5} | errors")
     for c, o, n in rows:

@@ -59,7 +59,8 @@ for _ in $(seq 1 50); do
 	sleep 0.2
 done
 
-echo "-- pod start, $pods pods per runtime one after another (localhost/pause:dev, no SA token)"
+echo "-- pod start, $pods pods per runtime, runc and runsc alternating, one at a time"
+echo "   (localhost/pause:dev, no service-account token; pods stay until the end)"
 out="$("$python" "$root/hack/bench/node_bench.py" --kubectl "$kubectl" --kubeconfig "$kubeconfig" \
 	--namespace "$ns" --pods "$pods" --containerd-log "$("$root/hack/cluster.sh" env state)/node/logs/containerd.log")"
 "$python" - "$out" <<'PY'
@@ -84,15 +85,19 @@ cache="$(mktemp -d /tmp/node-bench-cache.XXXXXX)"
 timed() {
 	local start
 	start=$(date +%s.%N)
-	UDF_SANDBOX_CACHE="$cache" "$root/hack/image.sh" worker >/dev/null
-	awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'
+	if ! UDF_SANDBOX_CACHE="$cache" "$root/hack/image.sh" worker >"$cache/build.log" 2>&1; then
+		echo "FAILED (last lines of the build:)"
+		tail -n 15 "$cache/build.log" | sed 's/^/    /'
+		return 0
+	fi
+	awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f s", b-a}'
 }
 if [ "$cold" -eq 1 ]; then
-	echo "cold (debootstrap, venv, pip, layers, export):   $(timed) s"
+	echo "cold (debootstrap, venv, pip, layers, export):   $(timed)"
 else
 	# Warm needs a base: borrow the real cache's layout.
 	cp -a "$UDF_CACHE/images" "$cache/images" 2>/dev/null || echo "(no cached base: this is cold)"
 fi
 rm -f "$cache/images/udf-worker.key"
-echo "warm (new udf-worker binary: one small layer):   $(timed) s"
-echo "unchanged (up-to-date check):                     $(timed) s"
+echo "warm (new udf-worker binary: one small layer):   $(timed)"
+echo "unchanged (up-to-date check):                     $(timed)"

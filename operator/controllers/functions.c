@@ -75,7 +75,7 @@ struct job {
 	struct job *next;
 };
 
-#define OPS_THREADS 4
+#define OPS_THREADS 16 /* mostly waiting on the network (API server, presigned urls) */
 
 struct functions {
 	struct kube_client *kube;
@@ -592,7 +592,15 @@ static int ensure_object(struct functions *f, const cJSON *desired, const char *
 			return 0;
 		}
 	}
-	snprintf(msg, msglen, "cannot create UdfFunction %s/%s: %s", ns, name, kube_strerror(rc));
+	if (rc == KUBE_ENOTFOUND)
+		snprintf(msg, msglen,
+			 "cannot create UdfFunction %s/%s: the API server does not serve "
+			 "udffunctions.udf.sandbox.io (install the CRDs: kubectl apply "
+			 "--server-side -f crds/)",
+			 ns, name);
+	else
+		snprintf(msg, msglen, "cannot create UdfFunction %s/%s: %s", ns, name,
+			 kube_strerror(rc));
 	return classify(rc);
 }
 
@@ -1297,6 +1305,11 @@ int functions_apply(struct functions *f, const struct fn_desc *d, int64_t answer
 	}
 	int ok = e && e->desired && strcmp(e->content_key, d->content_key) == 0;
 	if (ok) {
+		/* A parked call is use too: it is what wakes a function scaled to zero. */
+		if (now - e->last_touch_ms >= TOUCH_EVERY_MS) {
+			e->last_touch_ms = now;
+			e->touch_due = 1;
+		}
 		w->next = e->waiters;
 		e->waiters = w;
 		if (w->answer_at < f->next_deadline) {

@@ -91,8 +91,10 @@ static size_t on_body(char *buf, size_t size, size_t nitems, void *arg)
 	return 0; /* the headers are all we want: stop a server that ignores Range */
 }
 
-int etag_fetch(const char *url, long timeout_ms, char *out, size_t outlen, char *err, size_t errlen)
+int etag_fetch(const char *url, const char *const *headers, size_t n_headers, long timeout_ms,
+	       char *out, size_t outlen, char *err, size_t errlen)
 {
+	struct curl_slist *hl = NULL;
 	struct etag_state st = {.range_total = -1, .content_length = -1};
 	char where[160];
 	size_t keep = strcspn(url, "?#");
@@ -119,10 +121,19 @@ int etag_fetch(const char *url, long timeout_ms, char *out, size_t outlen, char 
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &st);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "udf-operator");
+	for (size_t i = 0; i < n_headers; i++) {
+		struct curl_slist *n = curl_slist_append(hl, headers[i]);
+		if (!n)
+			break;
+		hl = n;
+	}
+	if (hl)
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
 	CURLcode cc = curl_easy_perform(e);
 	long status = 0;
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_cleanup(e);
+	curl_slist_free_all(hl);
 
 	int rc = 0;
 	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && st.got_body)) {

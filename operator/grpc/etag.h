@@ -8,9 +8,10 @@
 
 #include <stddef.h>
 
-/* 0 with the tag in out, or a negative errno with a readable reason in err. */
-int etag_fetch(const char *url, long timeout_ms, char *out, size_t outlen, char *err,
-	       size_t errlen);
+/* 0 with the tag in out, or a negative errno with a readable reason in err. headers:
+ * "Name: value" lines sent with the GET (n may be 0). */
+int etag_fetch(const char *url, const char *const *headers, size_t n_headers, long timeout_ms,
+	       char *out, size_t outlen, char *err, size_t errlen);
 
 /* Parses one response header line into the tag candidates (exposed for tests/fuzzing):
  * sets etag / total length when the line is ETag / Content-Range / Content-Length. */

@@ -84,19 +84,13 @@ static void run(void *arg)
 {
 	struct job *j = arg;
 	char err[512];
-	const char *tags[SCRIPT_MAX_URLS];
-	char *owned[SCRIPT_MAX_URLS] = {0};
+	const char *tags[SCRIPT_MAX_IMPORTS];
+	char *owned[SCRIPT_MAX_IMPORTS] = {0};
 	char key[65], name[64];
 	int rc = 0;
 
-	for (size_t i = 0; i < j->info.n_urls && rc == 0; i++) {
-		tags[i] = NULL;
-		for (size_t k = 0; k < i && !tags[i]; k++) { /* the same url twice: one GET */
-			if (strcmp(j->info.urls[k].url, j->info.urls[i].url) == 0)
-				tags[i] = tags[k];
-		}
-		if (tags[i])
-			continue;
+	for (size_t i = 0; i < j->info.n_imports && rc == 0; i++) {
+		const struct script_import *im = &j->info.imports[i];
 		int64_t left = j->answer_at - rpc_now_ms();
 		long timeout = left < SCRIPT_ETAG_TIMEOUT_MS ? (long)left : SCRIPT_ETAG_TIMEOUT_MS;
 		char tag[520];
@@ -105,7 +99,8 @@ static void run(void *arg)
 			snprintf(err, sizeof(err), "no time left to read the imports' tags");
 			break;
 		}
-		rc = etag_fetch(j->info.urls[i].url, timeout, tag, sizeof(tag), err, sizeof(err));
+		rc = etag_fetch(im->url, (const char *const *)im->headers, im->n_headers, timeout,
+				tag, sizeof(tag), err, sizeof(err));
 		if (rc == 0) {
 			owned[i] = strdup(tag);
 			tags[i] = owned[i];
@@ -142,7 +137,7 @@ static void run(void *arg)
 	    .n_options = j->options.n,
 	};
 	rc = functions_apply(j->f, &d, j->answer_at, on_outcome, j);
-	for (size_t i = 0; i < SCRIPT_MAX_URLS; i++)
+	for (size_t i = 0; i < SCRIPT_MAX_IMPORTS; i++)
 		free(owned[i]);
 	if (rc == 0)
 		return; /* on_outcome answers and frees */
@@ -150,7 +145,7 @@ static void run(void *arg)
 	job_free(j);
 	return;
 out:
-	for (size_t i = 0; i < SCRIPT_MAX_URLS; i++)
+	for (size_t i = 0; i < SCRIPT_MAX_IMPORTS; i++)
 		free(owned[i]);
 	job_free(j);
 }
@@ -192,7 +187,7 @@ void script_apply_start(struct functions *f, struct rpc_call *call, const struct
 		job_free(j);
 		return;
 	}
-	if (j->info.n_urls == 0) {
+	if (j->info.n_imports == 0) {
 		run(j);
 		return;
 	}

@@ -53,7 +53,7 @@ struct kube_informer {
 	int nindex;
 	struct kube_handlers h;
 	int page_size, wt_min, wt_max;
-	size_t max_event;
+	int keep_managed_fields;
 
 	/* loop thread only */
 	enum inf_state state;
@@ -214,6 +214,13 @@ static void set_rv(struct kube_informer *inf, const char *rv)
 
 /* ---- events ---- */
 
+static void trim(struct kube_informer *inf, cJSON *obj)
+{
+	if (!inf->keep_managed_fields)
+		cJSON_DeleteItemFromObjectCaseSensitive(
+		    cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "managedFields");
+}
+
 static void apply_event(struct kube_informer *inf, struct kube_event *ev)
 {
 	char key[512];
@@ -229,6 +236,7 @@ static void apply_event(struct kube_informer *inf, struct kube_event *ev)
 		if (strmap_del(&inf->cache, key, (void **)&old))
 			index_remove(inf, key, old);
 	} else if (ev->type != KUBE_EVENT_BOOKMARK) {
+		trim(inf, ev->object);
 		if (strmap_put(&inf->cache, key, ev->object, (void **)&old) == 0) {
 			obj = ev->object;
 			ev->object = NULL; /* the cache's now */
@@ -557,6 +565,7 @@ static void list_page_done(struct kube_informer *inf, CURLcode cc)
 	while (cJSON_IsArray(items) && (it = cJSON_DetachItemViaPointer(items, items->child))) {
 		char key[512];
 		cJSON *old = NULL;
+		trim(inf, it);
 		if (kube_object_key(it, key, sizeof(key)) ||
 		    strmap_put(&inf->fresh, key, it, (void **)&old)) {
 			cJSON_Delete(it);
@@ -762,6 +771,7 @@ int kube_informer_add(struct kube_informers *l, const struct kube_informer_opts 
 	inf->res.plural = inf->plural;
 	if (o->handlers)
 		inf->h = *o->handlers;
+	inf->keep_managed_fields = o->keep_managed_fields;
 	inf->page_size = o->page_size > 0 ? o->page_size : 500;
 	inf->wt_min = o->watch_timeout_min_s > 0 ? o->watch_timeout_min_s : 300;
 	inf->wt_max = o->watch_timeout_max_s > inf->wt_min ? o->watch_timeout_max_s : 600;

@@ -49,6 +49,9 @@ struct kube_informer_opts {
 	uint64_t backoff_base_ms;	      /* 0: 800 */
 	uint64_t backoff_max_ms;	      /* 0: 30000 */
 	size_t max_event_bytes;		      /* 0: 16 MiB */
+	/* 0: drop metadata.managedFields before caching: they are often most of an object's
+	 * size, and controllers never read them. */
+	int keep_managed_fields;
 };
 
 /* The client is borrowed and must outlive the loop. */

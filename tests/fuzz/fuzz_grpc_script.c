@@ -13,12 +13,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char err[512], key[65], etag[64] = "";
 	struct script_info in;
-	const char *tags[SCRIPT_MAX_URLS];
+	const char *tags[SCRIPT_MAX_IMPORTS];
 	long long total = -1, length = -1;
 
 	if (script_scan((const char *)data, size, &in, err, sizeof(err)) == 0) {
-		for (size_t i = 0; i < in.n_urls; i++)
-			tags[i] = in.urls[i].url;
+		for (size_t i = 0; i < in.n_imports; i++)
+			tags[i] = in.imports[i].url;
 		(void)script_content_key((const char *)data, size, &in, tags, key);
 		script_info_free(&in);
 	}

@@ -274,6 +274,52 @@ class ApplyUdfResource(unittest.TestCase):
         finally:
             os.unlink(f.name)
 
+    def test_09_hung_api_server_still_answers_before_the_deadline(self):
+        """An API server that accepts connections and never answers: the call still gets the
+        server's own answer (UNAVAILABLE) before its 1 s deadline."""
+        import socket
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(64)
+        held = []
+        stop = threading.Event()
+
+        def accept():
+            lsock.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    held.append(lsock.accept()[0])
+                except OSError:
+                    pass
+        t = threading.Thread(target=accept, daemon=True)
+        t.start()
+        with open(self.env.kubeconfig) as f:
+            cfg = yaml.safe_load(f)
+        cfg["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{lsock.getsockname()[1]}"
+        with tempfile.NamedTemporaryFile("w", suffix=".kubeconfig", delete=False) as f:
+            yaml.safe_dump(cfg, f)
+        try:
+            op = gt.OperatorProcess(f.name, "--tenant-namespace-prefix", gt.NS_PREFIX)
+            with op:
+                ch = grpc.insecure_channel(op.grpc_address)
+                grpc.channel_ready_future(ch).result(timeout=10)
+                stub = gt.udf_pb2_grpc.UdfServiceStub(ch)
+                for _ in range(3):
+                    with self.assertRaises(grpc.RpcError) as ctx:
+                        stub.ApplyUdfResource(request(spec()), metadata=metadata(self.tenant),
+                                              timeout=1.0)
+                    self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNAVAILABLE,
+                                     ctx.exception.details())
+                ch.close()
+                op.stop(timeout=60)
+        finally:
+            stop.set()
+            t.join()
+            for c in held:
+                c.close()
+            lsock.close()
+            os.unlink(f.name)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -194,6 +194,8 @@ static int cmd_roundtrip(struct kube_client *c, int argc, char **argv)
 		rc = kube_delete(c, &cms, ns, "rt", "Background", "00000000-0000-0000-0000-0", NULL,
 				 NULL);
 		CHECK(rc == KUBE_ECONFLICT, "delete wrong uid: %s", kube_strerror(rc));
+		rc = kube_delete(c, &cms, ns, "rt", NULL, NULL, "1", NULL);
+		CHECK(rc == KUBE_ECONFLICT, "delete stale resourceVersion: %s", kube_strerror(rc));
 		rc = kube_delete(c, &cms, ns, "rt", "Foreground", uid, NULL, NULL);
 		CHECK(rc == 0, "delete: %s", kube_strerror(rc));
 		/* Foreground: the garbage collector removes the object once it has no

@@ -34,9 +34,10 @@ static void key_of(const char *script, const char *tag, char out[65])
 	const char *tags[SCRIPT_MAX_URLS];
 	assert_int_equal(script_scan(script, strlen(script), &in, err, sizeof(err)), 0);
 	assert_int_equal(in.n_urls, 2);
-	assert_string_equal(in.urls[0].url, "https://store/a.py?X-Sig=one");
-	for (size_t i = 0; i < in.n_urls; i++)
-		tags[i] = tag;
+	assert_int_equal(in.n_imports, 1);
+	assert_true(in.from_manifest);
+	assert_string_equal(in.imports[0].url, "https://store/a.py?X-Sig=one");
+	tags[0] = tag;
 	assert_int_equal(script_content_key(script, strlen(script), &in, tags, out), 0);
 	script_info_free(&in);
 }
@@ -53,7 +54,7 @@ static void presign_does_not_change_the_key(void **state)
 	struct script_info in;
 	char err[256];
 	assert_int_equal(script_scan(s, strlen(s), &in, err, sizeof(err)), 0);
-	const char *tags[2] = {"\"e1\"", "\"e1\""};
+	const char *tags[1] = {"\"e1\""};
 	assert_int_equal(script_content_key(s, strlen(s), &in, tags, k2), 0);
 	script_info_free(&in);
 	assert_string_equal(k1, k2);
@@ -72,14 +73,46 @@ static void bad_scripts(void **state)
 	assert_int_equal(script_scan("", 0, &in, err, sizeof(err)), -EINVAL);
 	assert_int_equal(script_scan("a\0b", 3, &in, err, sizeof(err)), -EINVAL);
 	assert_int_equal(script_scan("x", SCRIPT_MAX_BYTES + 1, &in, err, sizeof(err)), -EINVAL);
-	char *many = malloc(70 * 20 + 1);
+	char *many = malloc(70 * 40 + 1);
 	many[0] = '\0';
 	for (int i = 0; i < 70; i++)
-		strcat(many, "http://h/x?a=b ");
+		sprintf(many + strlen(many), "http://h/x%d?X-Amz-Signature=b ", i);
 	assert_int_equal(script_scan(many, strlen(many), &in, err, sizeof(err)), -EINVAL);
 	free(many);
 	assert_int_equal(script_scan("echo http:// done", 17, &in, err, sizeof(err)), 0);
 	assert_int_equal(in.n_urls, 0);
+}
+
+static void only_import_urls_count(void **state)
+{
+	struct script_info in;
+	char err[256];
+	/* The code's own url is neither fetched nor normalized; the manifest's headers are kept. */
+	const char *s = "cat > /app/imports.json <<'EOF'\n"
+			"[{\"location\": \"@s/a.py\", \"url\": \"https://s/a.py?sig=1\", "
+			"\"headers\": {\"x-amz-sse\": \"AES256\"}}]\nEOF\n"
+			"curl -fsSL 'https://s/a.py?sig=1' -o /app/imports/a.py\n"
+			"cat > /app/udf.py <<'EOF'\nimport requests\n"
+			"URL = 'https://api.example.com/v1?sig=not-an-import'\nEOF\n";
+	assert_int_equal(script_scan(s, strlen(s), &in, err, sizeof(err)), 0);
+	assert_int_equal(in.n_imports, 1);
+	assert_int_equal(in.n_urls, 2);
+	assert_int_equal(in.imports[0].n_headers, 1);
+	assert_string_equal(in.imports[0].headers[0], "x-amz-sse: AES256");
+	script_info_free(&in);
+
+	/* No manifest: only urls that look presigned. */
+	s = "curl -o /app/imports/a.py 'https://s/a.py?X-Amz-Signature=1'\n"
+	    "echo https://example.com/docs\n";
+	assert_int_equal(script_scan(s, strlen(s), &in, err, sizeof(err)), 0);
+	assert_false(in.from_manifest);
+	assert_int_equal(in.n_imports, 1);
+	assert_string_equal(in.imports[0].url, "https://s/a.py?X-Amz-Signature=1");
+	script_info_free(&in);
+
+	/* A manifest header that would inject a line is refused. */
+	s = "imports.json\n[{\"url\": \"https://s/a\", \"headers\": {\"a\": \"b\\r\\nX: y\"}}]";
+	assert_int_equal(script_scan(s, strlen(s), &in, err, sizeof(err)), -EINVAL);
 }
 
 static void etag_headers(void **state)
@@ -106,6 +139,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(presign_does_not_change_the_key),
 	    cmocka_unit_test(bad_scripts),
+	    cmocka_unit_test(only_import_urls_count),
 	    cmocka_unit_test(etag_headers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

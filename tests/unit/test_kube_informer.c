@@ -138,6 +138,21 @@ static void events_update_cache_indexes_and_handlers(void **state)
 	assert_int_equal(count_of(kube_informer_by_label(f->inf, "unindexed", "x")), 0);
 }
 
+static void managed_fields_are_not_cached(void **state)
+{
+	struct fixture *f = *state;
+	const char *ev = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"namespace\":\"a\","
+			 "\"name\":\"m\",\"resourceVersion\":\"1\",\"managedFields\":[{\"manager\":"
+			 "\"kubectl\",\"fieldsV1\":{\"f:data\":{}}}]},\"data\":{\"k\":\"v\"}}}";
+	cJSON *o;
+	assert_int_equal(kube_informer_feed_watch(f->inf, ev, strlen(ev)), 0);
+	o = kube_informer_get(f->inf, "a/m");
+	assert_non_null(o);
+	assert_null(k8s_get(o, "metadata.managedFields"));
+	assert_string_equal(k8s_str(o, "data.k"), "v");
+	cJSON_Delete(o);
+}
+
 static void gone_and_garbage_are_reported(void **state)
 {
 	struct fixture *f = *state;
@@ -166,6 +181,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(events_update_cache_indexes_and_handlers, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(managed_fields_are_not_cached, setup, teardown),
 	    cmocka_unit_test_setup_teardown(gone_and_garbage_are_reported, setup, teardown),
 	    cmocka_unit_test(object_keys),
 	};
