@@ -145,7 +145,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 				o->leader_elect = 0;
 			} else {
 				fprintf(stderr,
-					"udf-operator: --leader-elect takes true or false, not \"%s\"\n",
+					"udf-operator: --leader-elect takes true or false, not "
+					"\"%s\"\n",
 					optarg);
 				return -EINVAL;
 			}
