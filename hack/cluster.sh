@@ -5,6 +5,9 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=hack/lib/common.sh
 source "$here/lib/common.sh"
+# shellcheck source=hack/lib/daemon.sh
+source "$here/lib/daemon.sh"
+DAEMON_WHO=cluster
 
 usage() {
 	cat <<USAGE
@@ -43,16 +46,6 @@ KUBECONFIG_ADMIN="$UDF_STATE/admin.kubeconfig"
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler)
 SERVICE_CIDR="10.96.0.0/16"
 CLUSTER_CIDR="10.244.0.0/16"
-
-pid_of() {
-	local f="$RUN/$1.pid" pid
-	[ -f "$f" ] || return 1
-	pid=$(cat "$f")
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-	# Guard against a recycled pid: it must still be the binary we started.
-	[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$UDF_BIN/$1" ] || return 1
-	echo "$pid"
-}
 
 readyz() {
 	curl -fsS --max-time 2 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
@@ -145,60 +138,16 @@ gen_pki() {
 	kubeconfig "$UDF_STATE/scheduler.kubeconfig" scheduler
 }
 
-# start NAME ARGS...: runs the cached binary NAME detached (own session, so a test runner's
-# timeout does not take the cluster down with it), logging to $LOGS/NAME.log.
-start() {
-	local name="$1"
-	shift
-	if pid_of "$name" >/dev/null; then
-		return 0
-	fi
-	# 9>&-: the daemon must not inherit the lock of this script, or it holds it forever.
-	setsid "$UDF_BIN/$name" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
-	local pid=$!
-	echo "$pid" >"$RUN/$name.pid"
-	# Until the child has exec'd, /proc/PID/exe is bash or setsid and pid_of would call it
-	# dead; wait for the exec (or the exit) so that callers see the real state.
-	local _
-	for _ in $(seq 1 100); do
-		[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$UDF_BIN/$name" ] && return 0
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.02
-	done
-}
-
-# wait_for NAME SECONDS CHECK...: polls CHECK until it succeeds; on failure or if NAME died,
-# prints the tail of NAME's log.
-wait_for() {
-	local name="$1" secs="$2"
-	shift 2
-	local deadline=$((SECONDS + secs))
-	while [ "$SECONDS" -lt "$deadline" ]; do
-		if "$@" >/dev/null 2>&1; then
-			return 0
-		fi
-		if ! pid_of "$name" >/dev/null; then
-			echo "cluster: $name exited; last lines of $LOGS/$name.log:" >&2
-			tail -n 25 "$LOGS/$name.log" >&2
-			return 1
-		fi
-		sleep 0.2
-	done
-	echo "cluster: $name not ready after ${secs}s; last lines of $LOGS/$name.log:" >&2
-	tail -n 25 "$LOGS/$name.log" >&2
-	return 1
-}
-
 start_etcd() {
 	# --unsafe-no-fsync: a throwaway local cluster; durability across power loss is not a goal.
-	start etcd --name default --data-dir "$UDF_STATE/etcd" \
+	daemon_start etcd --name default --data-dir "$UDF_STATE/etcd" \
 		--listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
 		--advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
 		--listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
 		--initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
 		--initial-cluster "default=http://127.0.0.1:$ETCD_PEER_PORT" \
 		--listen-metrics-urls "" --unsafe-no-fsync --log-level warn
-	wait_for etcd 30 curl -fsS --max-time 1 "http://127.0.0.1:$ETCD_PORT/health"
+	daemon_wait etcd 30 curl -fsS --max-time 1 "http://127.0.0.1:$ETCD_PORT/health"
 }
 
 start_apiserver() {
@@ -206,7 +155,7 @@ start_apiserver() {
 	# The apiserver publishes its address as the endpoint of Service "kubernetes"; Endpoints may
 	# not hold a loopback address, so with a loopback advertise address publish none.
 	case "$advertise" in 127.*) reconciler=none ;; esac
-	start kube-apiserver \
+	daemon_start kube-apiserver \
 		--etcd-servers "http://127.0.0.1:$ETCD_PORT" \
 		--bind-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
 		--advertise-address "$advertise" --endpoint-reconciler-type "$reconciler" \
@@ -228,11 +177,11 @@ start_apiserver() {
 		--proxy-client-cert-file "$PKI/front-proxy-client.crt" \
 		--proxy-client-key-file "$PKI/front-proxy-client.key" \
 		--allow-privileged=true --profiling=false --v=1
-	wait_for kube-apiserver 60 readyz
+	daemon_wait kube-apiserver 60 readyz
 }
 
 start_controllers() {
-	start kube-controller-manager \
+	daemon_start kube-controller-manager \
 		--kubeconfig "$UDF_STATE/controller-manager.kubeconfig" \
 		--authentication-kubeconfig "$UDF_STATE/controller-manager.kubeconfig" \
 		--authorization-kubeconfig "$UDF_STATE/controller-manager.kubeconfig" \
@@ -242,20 +191,20 @@ start_controllers() {
 		--cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
 		--service-cluster-ip-range "$SERVICE_CIDR" --cluster-cidr "$CLUSTER_CIDR" \
 		--allocate-node-cidrs=true --leader-elect=false --profiling=false --v=1
-	start kube-scheduler \
+	daemon_start kube-scheduler \
 		--kubeconfig "$UDF_STATE/scheduler.kubeconfig" \
 		--authentication-kubeconfig "$UDF_STATE/scheduler.kubeconfig" \
 		--authorization-kubeconfig "$UDF_STATE/scheduler.kubeconfig" \
 		--bind-address 127.0.0.1 --secure-port "$SCHED_PORT" \
 		--leader-elect=false --profiling=false --v=1
-	wait_for kube-controller-manager 30 curl -fsSk --max-time 1 "https://127.0.0.1:$CM_PORT/healthz"
-	wait_for kube-scheduler 30 curl -fsSk --max-time 1 "https://127.0.0.1:$SCHED_PORT/healthz"
+	daemon_wait kube-controller-manager 30 curl -fsSk --max-time 1 "https://127.0.0.1:$CM_PORT/healthz"
+	daemon_wait kube-scheduler 30 curl -fsSk --max-time 1 "https://127.0.0.1:$SCHED_PORT/healthz"
 }
 
 all_running() {
 	local c
 	for c in "${COMPONENTS[@]}"; do
-		pid_of "$c" >/dev/null || return 1
+		daemon_pid "$c" >/dev/null || return 1
 	done
 	readyz >/dev/null
 }
@@ -290,24 +239,6 @@ cmd_up() {
 	fi
 }
 
-stop_pid() {
-	local name="$1" pid
-	pid=$(pid_of "$name") || {
-		rm -f "$RUN/$name.pid"
-		return 0
-	}
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 1 50); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid" 2>/dev/null || true
-		sleep 0.1
-	fi
-	rm -f "$RUN/$name.pid"
-}
-
 cmd_down() {
 	[ -d "$UDF_STATE" ] || {
 		echo "cluster: down (no state at $UDF_STATE)"
@@ -321,7 +252,7 @@ cmd_down() {
 	local c
 	for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
 		c="${COMPONENTS[$i]}"
-		step "cluster: stop $c" stop_pid "$c"
+		step "cluster: stop $c" daemon_stop "$c"
 	done
 	rm -rf "$UDF_STATE/etcd" "$PKI" "$RUN" "$LOGS" "$UDF_STATE"/*.kubeconfig
 	rm -f "$UDF_STATE/.lock"
@@ -335,14 +266,14 @@ cmd_stop() {
 	[ "$known" -eq 1 ] || die "stop takes one of: ${COMPONENTS[*]}"
 	exec 9>"$UDF_STATE/.lock"
 	flock 9
-	stop_pid "$c"
+	daemon_stop "$c"
 	echo "cluster: $c stopped"
 }
 
 cmd_status() {
 	local c pid rc=0
 	for c in "${COMPONENTS[@]}"; do
-		if pid=$(pid_of "$c"); then
+		if pid=$(daemon_pid "$c"); then
 			printf '%-24s running  pid %-8s log %s\n' "$c" "$pid" "$LOGS/$c.log"
 		else
 			printf '%-24s stopped                log %s\n' "$c" "$LOGS/$c.log"

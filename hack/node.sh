@@ -6,6 +6,9 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=hack/lib/common.sh
 source "$here/lib/common.sh"
+# shellcheck source=hack/lib/daemon.sh
+source "$here/lib/daemon.sh"
+DAEMON_WHO=node
 
 usage() {
 	cat <<USAGE
@@ -61,18 +64,6 @@ SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
 MOUNT_PREFIXES=("$NODE/" "$CSTATE/" "/run/containerd/" "$CROOT/")
 
 kubectl_admin() { "$UDF_BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
-
-pid_of() {
-	local f="$RUN/$1.pid" pid
-	[ -f "$f" ] || return 1
-	pid=$(cat "$f")
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-	# Still the binary we started (a rebuilt one shows as "... (deleted)").
-	local exe
-	exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
-	[ "${exe% (deleted)}" = "$UDF_BIN/$1" ] || return 1
-	echo "$pid"
-}
 
 node_name() { hostname; }
 
@@ -432,39 +423,12 @@ YAML
 
 # --- processes ----------------------------------------------------------------------------
 
-start() {
-	local name="$1"
-	shift
-	pid_of "$name" >/dev/null && return 0
-	# Close the lock descriptors (ours and hack/cluster.sh's): a daemon must not hold them.
-	PATH="$UDF_BIN:$PATH" setsid "$UDF_BIN/$name" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 8<&- 9<&- &
-	echo $! >"$RUN/$name.pid"
-}
-
-wait_for() {
-	local name="$1" secs="$2"
-	shift 2
-	local deadline=$((SECONDS + secs))
-	while [ "$SECONDS" -lt "$deadline" ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		if ! pid_of "$name" >/dev/null; then
-			echo "node: $name exited; last lines of $LOGS/$name.log:" >&2
-			tail -n 25 "$LOGS/$name.log" >&2
-			return 1
-		fi
-		sleep 0.2
-	done
-	echo "node: $name not ready after ${secs}s; last lines of $LOGS/$name.log:" >&2
-	tail -n 25 "$LOGS/$name.log" >&2
-	return 1
-}
-
 ctr_() { "$UDF_BIN/ctr" --address "$CSOCK" "$@"; }
 
 start_containerd() {
 	mkdir -p "$CSTATE"
-	start containerd --config "$NODE/containerd.toml"
-	wait_for containerd 30 ctr_ version
+	daemon_start containerd --config "$NODE/containerd.toml"
+	daemon_wait containerd 30 ctr_ version
 }
 
 import_images() {
@@ -472,10 +436,10 @@ import_images() {
 }
 
 start_kubelet() {
-	start kubelet --config "$NODE/kubelet.yaml" --kubeconfig "$NODE/kubelet.kubeconfig" \
+	daemon_start kubelet --config "$NODE/kubelet.yaml" --kubeconfig "$NODE/kubelet.kubeconfig" \
 		--root-dir "$KUBELET_DIR" --cert-dir "$NPKI" --node-ip "$(node_ip)" \
 		--hostname-override "$(node_name)" --v=1
-	wait_for kubelet 60 node_ready
+	daemon_wait kubelet 60 node_ready
 }
 
 node_ready() {
@@ -484,8 +448,8 @@ node_ready() {
 }
 
 start_kube_proxy() {
-	start kube-proxy --config "$NODE/kube-proxy.yaml" --v=1
-	wait_for kube-proxy 30 curl -fsS --max-time 1 http://127.0.0.1:10256/healthz
+	daemon_start kube-proxy --config "$NODE/kube-proxy.yaml" --v=1
+	daemon_wait kube-proxy 30 curl -fsS --max-time 1 http://127.0.0.1:10256/healthz
 }
 
 runtime_class() {
@@ -496,21 +460,6 @@ metadata:
   name: gvisor
 handler: runsc
 YAML
-}
-
-stop_pid() {
-	local name="$1" pid
-	pid=$(pid_of "$name") || {
-		rm -f "$RUN/$name.pid"
-		return 0
-	}
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 1 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	rm -f "$RUN/$name.pid"
 }
 
 # Delete the node's pods through the apiserver so the kubelet tears each one down properly
@@ -561,7 +510,7 @@ kill_leftovers() {
 all_running() {
 	local c
 	for c in "${COMPONENTS[@]}"; do
-		pid_of "$c" >/dev/null || return 1
+		daemon_pid "$c" >/dev/null || return 1
 	done
 }
 
@@ -610,16 +559,16 @@ cmd_down() {
 		echo "node: down (no node state at $NODE)"
 		return 0
 	fi
-	if pid_of kubelet >/dev/null && [ -f "$ADMIN_KUBECONFIG" ]; then
+	if daemon_pid kubelet >/dev/null && [ -f "$ADMIN_KUBECONFIG" ]; then
 		step "node: delete pods" drain
 	fi
-	step "node: stop kube-proxy" stop_pid kube-proxy
+	step "node: stop kube-proxy" daemon_stop kube-proxy
 	if [ -f "$NODE/kube-proxy.yaml" ]; then
 		step "node: kube-proxy --cleanup" "$UDF_BIN/kube-proxy" --cleanup --config "$NODE/kube-proxy.yaml"
 	fi
-	step "node: stop kubelet" stop_pid kubelet
+	step "node: stop kubelet" daemon_stop kubelet
 	step "node: remove leftover sandboxes" kill_leftovers
-	step "node: stop containerd" stop_pid containerd
+	step "node: stop containerd" daemon_stop containerd
 	step "node: restore host state" restore_host
 	# Keep the last run's logs for a post-mortem.
 	rm -rf "$UDF_CACHE/logs/node-previous"
@@ -642,7 +591,7 @@ cmd_status() {
 		return 0
 	fi
 	for c in "${COMPONENTS[@]}"; do
-		if pid=$(pid_of "$c"); then
+		if pid=$(daemon_pid "$c"); then
 			printf '%-24s running  pid %-8s log %s\n' "$c" "$pid" "$LOGS/$c.log"
 		else
 			printf '%-24s stopped                log %s\n' "$c" "$LOGS/$c.log"

@@ -135,6 +135,10 @@ struct session {
 
 static void session_reset(struct session *s)
 {
+	/* lws calls CLOSED_HTTP without per-session storage when a client connects and closes
+	 * before sending a request (a kubelet tcpSocket probe does exactly that). */
+	if (!s)
+		return;
 	free(s->auth);
 	free(s->body);
 	free(s->resp);

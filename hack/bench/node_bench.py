@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import ssl
 import statistics
 import subprocess
@@ -32,8 +33,12 @@ def client(kubectl, kubeconfig):
         with open(p, "wb") as f:
             f.write(base64.b64decode(cfg[key]))
         paths[key] = p
-    ctx = ssl.create_default_context(cafile=paths["certificate-authority-data"])
-    ctx.load_cert_chain(paths["client-certificate-data"], paths["client-key-data"])
+    try:
+        ctx = ssl.create_default_context(cafile=paths["certificate-authority-data"])
+        ctx.load_cert_chain(paths["client-certificate-data"], paths["client-key-data"])
+    finally:
+        # The key is loaded; leave no copy of the admin credentials behind.
+        shutil.rmtree(tmp, ignore_errors=True)
     opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx),
                                          urllib.request.ProxyHandler({}))
     return cfg["server"], opener

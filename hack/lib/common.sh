@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # the variables are for the scripts that source this file
 # Shared by the hack/ scripts: where the cache and state live, and one-line timed steps.
 # Sourced, never run.
 

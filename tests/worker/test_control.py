@@ -2,7 +2,9 @@
 every malformed specialize request, 404/405 for the rest; /healthz needs no token."""
 
 import json
+import socket
 import sys
+import time
 
 import workerlib as wl
 
@@ -24,6 +26,13 @@ def with_spec(**changes):
 
 def main():
     with wl.Worker() as w:
+        # A kubelet tcpSocket probe connects and closes without a request; so do scanners,
+        # sometimes halfway through one. The worker must shrug them off.
+        for partial in (b"", b"GET /healthz HTTP/1.1\r\n", b"\x16\x03\x01\x00"):
+            with socket.create_connection((w.host, w.control_port), timeout=5) as sock:
+                sock.sendall(partial)
+        time.sleep(0.2)
+        check(w.proc.poll() is None, "worker survives connect-and-close and half requests")
         status, _ = w.request("GET", "/healthz", auth=False)
         check(status == 200, f"/healthz without token -> {status}")
         status, _ = w.request("GET", "/v1/status", auth=False)
