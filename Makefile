@@ -22,7 +22,7 @@ all: configure
 	@cp -f $(BUILD)/operator/udf-operator $(BUILD)/worker/udf-worker bin/
 
 # Always (re)configure: instant when nothing changed, and it recovers a half-configured tree.
-configure:
+configure: deps
 	@cmake -S . -B $(BUILD) -G "$(GENERATOR)" -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
 		-DCMAKE_C_COMPILER=$(CC) -DUDF_PYTHON=$(PYTHON) >/dev/null
 
