@@ -45,8 +45,17 @@ def kubectl(kubeconfig, *args, check=True, input=None):
 
 
 def fresh_namespace(kubeconfig, prefix):
+    """Creates a namespace and waits for the controller-manager to publish kube-root-ca.crt
+    into it, so tests that compare every ConfigMap never race that controller (it can take
+    seconds on a cluster that has just started)."""
     ns = f"{prefix}-{os.getpid()}"
     kubectl(kubeconfig, "create", "namespace", ns)
+    deadline = time.monotonic() + 60
+    while kubectl(kubeconfig, "get", "configmap", "kube-root-ca.crt", "-n", ns,
+                  check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            fail(f"kube-root-ca.crt never appeared in namespace {ns}")
+        time.sleep(0.2)
     return ns
 
 
