@@ -158,12 +158,20 @@ static void run_create(struct worker_job *j)
 	j->cb(j->arg, (enum fn_result)classify(rc), msg, NULL, 0);
 }
 
-static int check_namespace(struct worker_job *j, char *msg, size_t msglen)
+/* The first step of alter and drop. A namespace of another tenant: answers the job with
+ * FN_CONFLICT and returns 1. Else GETs the worker's UdfFunction into *cur (the caller frees
+ * it) and returns 0 with *rc the result: KUBE_ENOTFOUND also when it is another tenant's. */
+static int get_own_worker(struct worker_job *j, cJSON **cur, int *rc)
 {
 	if (functions_tenant_namespace_known(j->f, j->tenant, j->ns) < 0) {
-		snprintf(msg, msglen, "namespace %s belongs to another tenant", j->ns);
-		return FN_CONFLICT;
+		char msg[256];
+		snprintf(msg, sizeof(msg), "namespace %s belongs to another tenant", j->ns);
+		j->cb(j->arg, FN_CONFLICT, msg, NULL, 0);
+		return 1;
 	}
+	*rc = kube_get_object(functions_kube(j->f), &res_functions, j->ns, j->object, cur);
+	if (*rc == 0 && !belongs_to(*cur, j->tenant))
+		*rc = KUBE_ENOTFOUND;
 	return 0;
 }
 
@@ -172,14 +180,9 @@ static void run_alter(struct worker_job *j)
 	char msg[768] = "";
 	cJSON *cur = NULL, *out = NULL;
 	struct kube_client *kube = functions_kube(j->f);
-	int r = check_namespace(j, msg, sizeof(msg));
-	if (r) {
-		j->cb(j->arg, (enum fn_result)r, msg, NULL, 0);
+	int rc;
+	if (get_own_worker(j, &cur, &rc))
 		return;
-	}
-	int rc = kube_get_object(kube, &res_functions, j->ns, j->object, &cur);
-	if (rc == 0 && !belongs_to(cur, j->tenant))
-		rc = KUBE_ENOTFOUND;
 	cJSON_Delete(cur);
 	if (rc == 0) {
 		char *patch = cJSON_PrintUnformatted(j->body);
@@ -206,14 +209,9 @@ static void run_drop(struct worker_job *j)
 	char msg[768] = "";
 	cJSON *cur = NULL;
 	struct kube_client *kube = functions_kube(j->f);
-	int r = check_namespace(j, msg, sizeof(msg));
-	if (r) {
-		j->cb(j->arg, (enum fn_result)r, msg, NULL, 0);
+	int rc;
+	if (get_own_worker(j, &cur, &rc))
 		return;
-	}
-	int rc = kube_get_object(kube, &res_functions, j->ns, j->object, &cur);
-	if (rc == 0 && !belongs_to(cur, j->tenant))
-		rc = KUBE_ENOTFOUND;
 	const char *uid = rc == 0 ? k8s_str(cur, "metadata.uid") : NULL;
 	if (rc == 0)
 		rc = kube_delete(kube, &res_functions, j->ns, j->object, "Background", uid, NULL,

@@ -165,8 +165,7 @@ void script_apply_start(struct functions *f, struct rpc_call *call, const struct
 	j->pack_free = a->pack_free;
 	int rc = script_scan(a->script, a->script_len, &j->info, err, sizeof(err));
 	if (rc < 0) {
-		rpc_call_fail(call, rc == -ENOMEM ? RPC_RESOURCE_EXHAUSTED : RPC_INVALID_ARGUMENT,
-			      err);
+		service_fail_request(call, rc, err);
 		job_free(j);
 		return;
 	}

@@ -25,6 +25,11 @@ int service_tenant(const char *md_tenant, const char *fallback, const char **ten
 	return 0;
 }
 
+void service_fail_request(struct rpc_call *call, int rc, const char *err)
+{
+	rpc_call_fail(call, rc == -ENOMEM ? RPC_RESOURCE_EXHAUSTED : RPC_INVALID_ARGUMENT, err);
+}
+
 int64_t service_answer_at(int64_t deadline_ms, int64_t now_ms)
 {
 	if (deadline_ms == INT64_MAX)

@@ -18,6 +18,11 @@ int service_tenant(const char *md_tenant, const char *fallback, const char **ten
 /* The x-databend-tenant metadata of the call, or NULL. */
 const char *service_md_tenant(struct rpc_call *call);
 
+/* Answers a request that failed to decode or validate with rc (a negative errno):
+ * RESOURCE_EXHAUSTED for -ENOMEM, else INVALID_ARGUMENT; err is the message (it names
+ * the field). */
+void service_fail_request(struct rpc_call *call, int rc, const char *err);
+
 /* When to answer a waiting call: its deadline minus a margin for the answer to travel
  * (a fifth of the time left, between 100 and 500 ms); 30 s from now without a deadline. */
 int64_t service_answer_at(int64_t deadline_ms, int64_t now_ms);

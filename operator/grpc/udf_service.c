@@ -81,8 +81,7 @@ static void on_apply(struct rpc_call *call, const uint8_t *req, size_t len, void
 	}
 	int rc = udf_service_decode(req, len, &spec, err, sizeof(err));
 	if (rc < 0) {
-		rpc_call_fail(call, rc == -ENOMEM ? RPC_RESOURCE_EXHAUSTED : RPC_INVALID_ARGUMENT,
-			      err);
+		service_fail_request(call, rc, err);
 		return;
 	}
 	char name[64];

@@ -314,8 +314,7 @@ static void on_create(struct rpc_call *call, const uint8_t *req, size_t len, voi
 	struct create_req cr;
 	int rc = decode_create(req, len, service_md_tenant(call), &cr, err, sizeof(err));
 	if (rc < 0) {
-		rpc_call_fail(call, rc == -ENOMEM ? RPC_RESOURCE_EXHAUSTED : RPC_INVALID_ARGUMENT,
-			      err);
+		service_fail_request(call, rc, err);
 		return;
 	}
 	Resourceproto__CreateWorkerRequest *in = cr.in;
@@ -443,8 +442,7 @@ static void on_alter(struct rpc_call *call, const uint8_t *req, size_t len, void
 	struct alter_req ar;
 	int rc = decode_alter(req, len, service_md_tenant(call), &ar, err, sizeof(err));
 	if (rc < 0) {
-		rpc_call_fail(call, rc == -ENOMEM ? RPC_RESOURCE_EXHAUSTED : RPC_INVALID_ARGUMENT,
-			      err);
+		service_fail_request(call, rc, err);
 		return;
 	}
 	Resourceproto__AlterWorkerRequest *in = ar.in;

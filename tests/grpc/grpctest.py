@@ -107,3 +107,10 @@ class Env:
 
     def output(self):
         return self.op.output()
+
+    def close_and_check(self):
+        """close(), then fail (printing the operator's log) unless the operator exited 0."""
+        rc = self.close()
+        if rc != 0:
+            print(self.output())
+        assert rc == 0, f"operator exit code {rc}"

@@ -24,10 +24,7 @@ class Concurrency(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.env.close()
-        if rc != 0:
-            print(cls.env.output())
-        assert rc == 0, f"operator exit code {rc}"
+        cls.env.close_and_check()
 
     def burst(self, req_for, timeout=10.0):
         futures = [self.env.udf.ApplyUdfResource.future(req_for(i), metadata=metadata(self.tenant),

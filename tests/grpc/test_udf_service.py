@@ -8,6 +8,7 @@ provisioning failures as FAILED_PRECONDITION with the function's own reason; eve
 INVALID_ARGUMENT; an unreachable API server as UNAVAILABLE.
 """
 
+import contextlib
 import os
 import tempfile
 import threading
@@ -37,10 +38,7 @@ class ApplyUdfResource(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.env.close()
-        if rc != 0:
-            print(cls.env.output())
-        assert rc == 0, f"operator exit code {rc}"
+        cls.env.close_and_check()
 
     def expect_error(self, code, fn, *args, contains=None, **kw):
         with self.assertRaises(grpc.RpcError) as ctx:
@@ -252,27 +250,34 @@ class ApplyUdfResource(unittest.TestCase):
         self.assertNotEqual(na, nb)
         gt.log(f"tenants {a!r} -> {na}, {b!r} -> {nb}")
 
-    def test_08_unreachable_api_server(self):
+    @contextlib.contextmanager
+    def operator_against(self, server):
+        """An operator whose kubeconfig points at server instead of the cluster; yields the
+        operator and a UdfService stub connected to it."""
         with open(self.env.kubeconfig) as f:
             cfg = yaml.safe_load(f)
-        cfg["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
+        cfg["clusters"][0]["cluster"]["server"] = server
         with tempfile.NamedTemporaryFile("w", suffix=".kubeconfig", delete=False) as f:
             yaml.safe_dump(cfg, f)
         try:
-            op = gt.OperatorProcess(f.name, "--tenant-namespace-prefix", gt.NS_PREFIX)
-            with op:
+            with gt.OperatorProcess(f.name, "--tenant-namespace-prefix", gt.NS_PREFIX) as op:
                 ch = grpc.insecure_channel(op.grpc_address)
-                grpc.channel_ready_future(ch).result(timeout=10)
-                stub = gt.udf_pb2_grpc.UdfServiceStub(ch)
-                with self.assertRaises(grpc.RpcError) as ctx:
-                    stub.ApplyUdfResource(request(spec()), metadata=metadata(self.tenant),
-                                          timeout=5)
-                self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNAVAILABLE)
-                self.assertIn("unreachable", ctx.exception.details())
-                ch.close()
-                self.assertEqual(op.stop(), 0)
+                try:
+                    grpc.channel_ready_future(ch).result(timeout=10)
+                    yield op, gt.udf_pb2_grpc.UdfServiceStub(ch)
+                finally:
+                    ch.close()
         finally:
             os.unlink(f.name)
+
+    def test_08_unreachable_api_server(self):
+        with self.operator_against("https://127.0.0.1:1") as (op, stub):
+            with self.assertRaises(grpc.RpcError) as ctx:
+                stub.ApplyUdfResource(request(spec()), metadata=metadata(self.tenant),
+                                      timeout=5)
+            self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNAVAILABLE)
+            self.assertIn("unreachable", ctx.exception.details())
+            self.assertEqual(op.stop(), 0)
 
     def test_09_hung_api_server_still_answers_before_the_deadline(self):
         """An API server that accepts connections and never answers: the call still gets the
@@ -293,24 +298,15 @@ class ApplyUdfResource(unittest.TestCase):
                     pass
         t = threading.Thread(target=accept, daemon=True)
         t.start()
-        with open(self.env.kubeconfig) as f:
-            cfg = yaml.safe_load(f)
-        cfg["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{lsock.getsockname()[1]}"
-        with tempfile.NamedTemporaryFile("w", suffix=".kubeconfig", delete=False) as f:
-            yaml.safe_dump(cfg, f)
         try:
-            op = gt.OperatorProcess(f.name, "--tenant-namespace-prefix", gt.NS_PREFIX)
-            with op:
-                ch = grpc.insecure_channel(op.grpc_address)
-                grpc.channel_ready_future(ch).result(timeout=10)
-                stub = gt.udf_pb2_grpc.UdfServiceStub(ch)
+            server = f"https://127.0.0.1:{lsock.getsockname()[1]}"
+            with self.operator_against(server) as (op, stub):
                 for _ in range(3):
                     with self.assertRaises(grpc.RpcError) as ctx:
                         stub.ApplyUdfResource(request(spec()), metadata=metadata(self.tenant),
                                               timeout=1.0)
                     self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNAVAILABLE,
                                      ctx.exception.details())
-                ch.close()
                 op.stop(timeout=60)
         finally:
             stop.set()
@@ -318,7 +314,6 @@ class ApplyUdfResource(unittest.TestCase):
             for c in held:
                 c.close()
             lsock.close()
-            os.unlink(f.name)
 
 
 if __name__ == "__main__":

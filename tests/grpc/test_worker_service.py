@@ -54,10 +54,7 @@ class WorkerService(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.files.__exit__(None, None, None)
-        rc = cls.env.close()
-        if rc != 0:
-            print(cls.env.output())
-        assert rc == 0, f"operator exit code {rc}"
+        cls.env.close_and_check()
 
     def expect_error(self, code, fn, *args, contains=None, **kw):
         with self.assertRaises(grpc.RpcError) as ctx:
