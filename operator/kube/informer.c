@@ -51,7 +51,9 @@ struct kube_informer {
 	char *api, *plural, *ns, *selector;
 	char **index_labels;
 	int nindex;
-	struct kube_handlers h;
+	/* Every handler set, in the order added; each event goes to all of them. */
+	struct kube_handlers h[KUBE_INFORMER_MAX_HANDLERS];
+	int nh;
 	int page_size, wt_min, wt_max;
 	int keep_managed_fields;
 
@@ -251,14 +253,17 @@ static void apply_event(struct kube_informer *inf, struct kube_event *ev)
 
 	/* Handlers outside the lock: only this thread changes the cache, so obj stays valid. */
 	if (ev->type == KUBE_EVENT_DELETED) {
-		if (inf->h.on_delete)
-			inf->h.on_delete(inf->h.arg, ev->object);
+		for (int i = 0; i < inf->nh; i++)
+			if (inf->h[i].on_delete)
+				inf->h[i].on_delete(inf->h[i].arg, ev->object);
 	} else if (obj && old) {
-		if (inf->h.on_update)
-			inf->h.on_update(inf->h.arg, old, obj);
+		for (int i = 0; i < inf->nh; i++)
+			if (inf->h[i].on_update)
+				inf->h[i].on_update(inf->h[i].arg, old, obj);
 	} else if (obj) {
-		if (inf->h.on_add)
-			inf->h.on_add(inf->h.arg, obj);
+		for (int i = 0; i < inf->nh; i++)
+			if (inf->h[i].on_add)
+				inf->h[i].on_add(inf->h[i].arg, obj);
 	}
 	cJSON_Delete(old);
 }
@@ -499,16 +504,19 @@ static void apply_list(struct kube_informer *inf, const char *rv)
 
 	for (size_t i = 0; i < nch; i++) {
 		if (!ch[i].obj) {
-			if (inf->h.on_delete)
-				inf->h.on_delete(inf->h.arg, ch[i].old);
+			for (int k = 0; k < inf->nh; k++)
+				if (inf->h[k].on_delete)
+					inf->h[k].on_delete(inf->h[k].arg, ch[i].old);
 		} else if (!ch[i].old) {
-			if (inf->h.on_add)
-				inf->h.on_add(inf->h.arg, ch[i].obj);
+			for (int k = 0; k < inf->nh; k++)
+				if (inf->h[k].on_add)
+					inf->h[k].on_add(inf->h[k].arg, ch[i].obj);
 		} else {
 			const char *a = k8s_str(ch[i].old, "metadata.resourceVersion");
 			const char *b = k8s_str(ch[i].obj, "metadata.resourceVersion");
-			if (inf->h.on_update && (!a || !b || strcmp(a, b) != 0))
-				inf->h.on_update(inf->h.arg, ch[i].old, ch[i].obj);
+			for (int k = 0; k < inf->nh && (!a || !b || strcmp(a, b) != 0); k++)
+				if (inf->h[k].on_update)
+					inf->h[k].on_update(inf->h[k].arg, ch[i].old, ch[i].obj);
 		}
 		cJSON_Delete(ch[i].old);
 	}
@@ -770,7 +778,7 @@ int kube_informer_add(struct kube_informers *l, const struct kube_informer_opts 
 	inf->res.api = inf->api;
 	inf->res.plural = inf->plural;
 	if (o->handlers)
-		inf->h = *o->handlers;
+		inf->h[inf->nh++] = *o->handlers;
 	inf->keep_managed_fields = o->keep_managed_fields;
 	inf->page_size = o->page_size > 0 ? o->page_size : 500;
 	inf->wt_min = o->watch_timeout_min_s > 0 ? o->watch_timeout_min_s : 300;
@@ -792,6 +800,16 @@ int kube_informer_add(struct kube_informers *l, const struct kube_informer_opts 
 out_nomem:
 	informer_free(inf);
 	return -ENOMEM;
+}
+
+int kube_informer_add_handlers(struct kube_informer *inf, const struct kube_handlers *h)
+{
+	if (inf->loop->started)
+		return -EBUSY;
+	if (inf->nh == KUBE_INFORMER_MAX_HANDLERS)
+		return -ENOSPC;
+	inf->h[inf->nh++] = *h;
+	return 0;
 }
 
 int kube_informers_start(struct kube_informers *l)

@@ -37,6 +37,10 @@ struct kube_handlers {
 	void *arg;
 };
 
+/* Handler sets one informer can call: everything that watches a resource shares its informer
+ * (one watch per resource per process) and adds its own set. */
+#define KUBE_INFORMER_MAX_HANDLERS 4
+
 struct kube_informer_opts {
 	const struct kube_res *res;	      /* copied */
 	const char *ns;			      /* NULL: all namespaces / cluster-scoped */
@@ -59,6 +63,9 @@ int kube_informers_new(struct kube_client *c, struct kube_informers **out);
 /* Adds an informer (before or after start). The informer belongs to the loop. */
 int kube_informer_add(struct kube_informers *l, const struct kube_informer_opts *o,
 		      struct kube_informer **out);
+/* Adds another handler set to an informer, called after the ones before it. Only before the
+ * loop starts (-EBUSY after), at most KUBE_INFORMER_MAX_HANDLERS in all (-ENOSPC). */
+int kube_informer_add_handlers(struct kube_informer *inf, const struct kube_handlers *h);
 int kube_informers_start(struct kube_informers *l);
 /* Stops the loop thread and frees every informer. */
 void kube_informers_free(struct kube_informers *l);

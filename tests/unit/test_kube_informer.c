@@ -162,6 +162,28 @@ static void gone_and_garbage_are_reported(void **state)
 	assert_true(kube_informer_feed_watch(f->inf, "{\"type\":1}", 10) < 0);
 }
 
+static void every_handler_set_sees_every_event(void **state)
+{
+	struct fixture *f = *state;
+	struct counts second = {0}, third = {0};
+	struct kube_handlers h2 = {on_add, on_update, on_delete, &second};
+	struct kube_handlers h3 = {on_add, NULL, NULL, &third};
+	assert_int_equal(kube_informer_add_handlers(f->inf, &h2), 0);
+	assert_int_equal(kube_informer_add_handlers(f->inf, &h3), 0);
+	assert_int_equal(kube_informer_add_handlers(f->inf, &h3), 0);
+	assert_int_equal(kube_informer_add_handlers(f->inf, &h3), -ENOSPC);
+
+	feed(f, "ADDED", "a", "p1", "10", "warm");
+	feed(f, "MODIFIED", "a", "p1", "11", "cold");
+	feed(f, "DELETED", "a", "p1", "12", "cold");
+	assert_int_equal(f->counts.adds, 1);
+	assert_int_equal(second.adds, 1);
+	assert_int_equal(second.updates, 1);
+	assert_int_equal(second.deletes, 1);
+	assert_string_equal(second.last_deleted, "p1");
+	assert_int_equal(third.adds, 2); /* added twice: called twice */
+}
+
 static void object_keys(void **state)
 {
 	char buf[16];
@@ -183,6 +205,7 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(managed_fields_are_not_cached, setup, teardown),
 	    cmocka_unit_test_setup_teardown(gone_and_garbage_are_reported, setup, teardown),
+	    cmocka_unit_test_setup_teardown(every_handler_set_sees_every_event, setup, teardown),
 	    cmocka_unit_test(object_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
