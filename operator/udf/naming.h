@@ -1,5 +1,5 @@
 /*
- * controllers/naming: Kubernetes names for Databend's names, and the digests behind them.
+ * udf/naming: Kubernetes names for Databend's names, and the digests behind them.
  *
  * Databend names (tenants such as test_tenant, UDF names such as add_one) are not DNS
  * labels. A name here is a readable DNS-1123 form plus a short SHA-256 of the exact name,
@@ -11,8 +11,8 @@
  *
  * Pure functions, thread-safe.
  */
-#ifndef UDF_CONTROLLERS_NAMING_H
-#define UDF_CONTROLLERS_NAMING_H
+#ifndef UDF_UDF_NAMING_H
+#define UDF_UDF_NAMING_H
 
 #include <stddef.h>
 
