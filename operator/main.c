@@ -11,18 +11,20 @@
 #include <string.h>
 #include <time.h>
 
-#include "config.h"
-#include "functions.h"
-#include "health.h"
-#include "httpd.h"
-#include "leader.h"
-#include "log.h"
-#include "naming.h"
-#include "rest.h"
-#include "rpc.h"
-#include "resource_service.h"
-#include "udf_service.h"
-#include "worker_service.h"
+#include "api/functions.h"
+#include "grpc/health.h"
+#include "grpc/resource_service.h"
+#include "grpc/rpc.h"
+#include "grpc/udf_service.h"
+#include "grpc/worker_service.h"
+#include "http/httpd.h"
+#include "kube/config.h"
+#include "kube/informer.h"
+#include "kube/leader.h"
+#include "kube/rest.h"
+#include "udf/labels.h"
+#include "udf/naming.h"
+#include "util/log.h"
 
 #define EXIT_USAGE 2
 
@@ -333,6 +335,30 @@ static int start_leader_election(const struct options *o, struct operator_state 
 	return 0;
 }
 
+/* Everything the operator watches: one informer loop, one informer per resource, shared by
+ * every component that reads it (each adds its handlers before the loop starts). */
+struct watches {
+	struct kube_informers *loop;
+	struct kube_informer *functions;	 /* UdfFunctions, all namespaces */
+	struct kube_informer *tenant_namespaces; /* namespaces the gRPC service made */
+};
+
+static int watches_new(struct kube_client *kube, struct watches *w)
+{
+	static const struct kube_res res_functions = {"apis/udf.sandbox.io/v1alpha1",
+						      "udffunctions"};
+	static const struct kube_res res_namespaces = {"api/v1", "namespaces"};
+	struct kube_informer_opts fo = {.res = &res_functions};
+	struct kube_informer_opts nso = {.res = &res_namespaces,
+					 .label_selector = UDF_LABEL_TENANT_NS "=true"};
+	int rc = kube_informers_new(kube, &w->loop);
+	if (rc == 0)
+		rc = kube_informer_add(w->loop, &fo, &w->functions);
+	if (rc == 0)
+		rc = kube_informer_add(w->loop, &nso, &w->tenant_namespaces);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = {
@@ -346,6 +372,7 @@ int main(int argc, char **argv)
 	struct kube_config *cfg = NULL;
 	struct rpc_server *rpc = NULL;
 	struct functions *fns = NULL;
+	struct watches w = {0};
 	struct httpd *http = NULL;
 	struct kube_leader *leader = NULL;
 	char err[512] = "";
@@ -384,8 +411,16 @@ int main(int argc, char **argv)
 		log_error("main", "gRPC: %s", err);
 		goto out_health;
 	}
-	struct functions_options fo = {.kube = st.kube, .ns_prefix = o.tenant_ns_prefix};
-	if (functions_new(&fo, &fns) < 0 || functions_start(fns) < 0) {
+	if (watches_new(st.kube, &w) < 0) {
+		log_error("main", "cannot create the informers");
+		goto out_rpc;
+	}
+	struct functions_options fo = {.kube = st.kube,
+				       .inf_functions = w.functions,
+				       .inf_tenant_ns = w.tenant_namespaces,
+				       .ns_prefix = o.tenant_ns_prefix};
+	if (functions_new(&fo, &fns) < 0 || functions_start(fns) < 0 ||
+	    kube_informers_start(w.loop) < 0) {
 		log_error("main", "cannot start the UdfFunction informers");
 		goto out_rpc;
 	}
@@ -429,6 +464,7 @@ out_http:
 out_rpc:
 	functions_shutdown(fns); /* parked calls answer now, so the server need not wait */
 	rpc_server_stop(rpc, 5000);
+	kube_informers_free(w.loop); /* no handler runs after this */
 	functions_free(fns);
 out_health:
 	health_state_free(st.health);

@@ -9,9 +9,9 @@
 
 #include <stddef.h>
 
-#include "functions.h"
-#include "rpc.h"
-#include "service.h"
+#include "api/functions.h"
+#include "grpc/rpc.h"
+#include "grpc/service.h"
 
 /* Per-URL limit on the ranged GET, further bounded by the call's deadline. */
 #define SCRIPT_ETAG_TIMEOUT_MS 2000

@@ -1,4 +1,4 @@
-#include "sql_type.h"
+#include "grpc/sql_type.h"
 
 #include <ctype.h>
 #include <string.h>

@@ -19,9 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "functions.h"
-#include "rpc.h"
-#include "udf_spec.h"
+#include "api/functions.h"
+#include "grpc/rpc.h"
+#include "grpc/udf_spec.h"
 
 int udf_service_register(struct rpc_server *s, struct functions *f);
 

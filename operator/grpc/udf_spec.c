@@ -1,4 +1,4 @@
-#include "udf_spec.h"
+#include "grpc/udf_spec.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "content_key.h"
-#include "sql_type.h"
+#include "grpc/content_key.h"
+#include "grpc/sql_type.h"
 
 int udf_python_identifier(const char *s)
 {

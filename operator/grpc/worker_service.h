@@ -14,8 +14,8 @@
 #ifndef UDF_GRPC_WORKER_SERVICE_H
 #define UDF_GRPC_WORKER_SERVICE_H
 
-#include "functions.h"
-#include "rpc.h"
+#include "api/functions.h"
+#include "grpc/rpc.h"
 
 #include <stddef.h>
 #include <stdint.h>

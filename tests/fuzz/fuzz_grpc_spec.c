@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sql_type.h"
-#include "udf_spec.h"
+#include "grpc/sql_type.h"
+#include "grpc/udf_spec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

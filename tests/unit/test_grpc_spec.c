@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "sql_type.h"
-#include "udf_spec.h"
+#include "grpc/sql_type.h"
+#include "grpc/udf_spec.h"
 
 #define SPEC(code, imports)                                                                        \
 	"{\"version\":1,\"kind\":\"udf\",\"language\":\"python\",\"handler\":\"add_one\","         \
