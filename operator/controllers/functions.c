@@ -15,6 +15,7 @@
 #include "log.h"
 #include "naming.h"
 #include "strmap.h"
+#include "udf/netpol.h"
 #include "workqueue.h"
 
 #define ANNO_TENANT	 "udf.sandbox.io/tenant"
@@ -22,7 +23,6 @@
 #define LABEL_TENANT_NS	 "udf.sandbox.io/tenant-namespace"
 #define LABEL_PROTOCOL	 "udf.sandbox.io/protocol"
 #define LABEL_MANAGED_BY "app.kubernetes.io/managed-by"
-#define NETPOL_NAME	 "udf-sandbox"
 /* How often one function's use is written to status.lastUsedTime (idle scale-down reads it
  * with a granularity of minutes). */
 #define TOUCH_EVERY_MS 30000
@@ -84,6 +84,7 @@ struct functions {
 	struct kube_informers *loop;
 	struct kube_informer *inf_fn;
 	struct kube_informer *inf_ns;
+	struct udf_netpol *netpol; /* the sandbox NetworkPolicy stamped into tenant namespaces */
 	struct workqueue *wq;
 	pthread_mutex_t lock;
 	struct strmap entries; /* "ns/name" -> struct entry */
@@ -438,26 +439,6 @@ static enum fn_result classify(int rc)
 	return is_unreachable(rc) ? FN_UNREACHABLE : FN_REJECTED;
 }
 
-static cJSON *netpol_object(const char *ns)
-{
-	/* Sandbox pods take Flight calls and the operator's control calls; they reach DNS and
-	 * the outside world (imports, packages) but not the cloud metadata service. */
-	static const char *const fmt =
-	    "{\"apiVersion\":\"networking.k8s.io/v1\",\"kind\":\"NetworkPolicy\","
-	    "\"metadata\":{\"name\":\"" NETPOL_NAME "\",\"namespace\":\"%s\","
-	    "\"labels\":{\"" LABEL_MANAGED_BY "\":\"udf-operator\"}},"
-	    "\"spec\":{\"podSelector\":{},\"policyTypes\":[\"Ingress\",\"Egress\"],"
-	    "\"ingress\":[{\"ports\":[{\"protocol\":\"TCP\",\"port\":8815},"
-	    "{\"protocol\":\"TCP\",\"port\":8080},{\"protocol\":\"TCP\",\"port\":9090}]}],"
-	    "\"egress\":[{\"ports\":[{\"protocol\":\"UDP\",\"port\":53},"
-	    "{\"protocol\":\"TCP\",\"port\":53}]},"
-	    "{\"to\":[{\"ipBlock\":{\"cidr\":\"0.0.0.0/0\",\"except\":[\"169.254.169.254/"
-	    "32\"]}}]}]}}";
-	char buf[1200];
-	snprintf(buf, sizeof(buf), fmt, ns);
-	return cJSON_Parse(buf);
-}
-
 static int ns_owned_by(const cJSON *nsobj, const char *tenant)
 {
 	const char *t = annotation(nsobj, ANNO_TENANT);
@@ -517,8 +498,10 @@ static int ensure_namespace(struct functions *f, const char *ns, const char *ten
 		snprintf(msg, msglen, "cannot read namespace %s: %s", ns, kube_strerror(rc));
 		return classify(rc);
 	}
-	cJSON *np = netpol_object(ns);
-	rc = np ? kube_create(f->kube, &res_netpols, ns, np, NULL) : -ENOMEM;
+	cJSON *np = NULL;
+	rc = udf_netpol_object(f->netpol, ns, &np);
+	if (rc == 0)
+		rc = kube_create(f->kube, &res_netpols, ns, np, NULL);
 	cJSON_Delete(np);
 	if (rc < 0 && rc != KUBE_EALREADY_EXISTS) {
 		snprintf(msg, msglen, "cannot create the NetworkPolicy of namespace %s: %s", ns,
@@ -1032,7 +1015,14 @@ int functions_new(const struct functions_options *o, struct functions **out)
 	struct kube_handlers nsh = {on_ns_add, on_ns_update, on_ns_delete, f};
 	struct kube_informer_opts nso = {
 	    .res = &res_namespaces, .label_selector = LABEL_TENANT_NS "=true", .handlers = &nsh};
-	int rc = kube_informers_new(f->kube, &f->loop);
+	/* The policy is parsed once, here: a manifest the operator cannot read stops it at
+	 * start-up rather than at the first tenant. */
+	int rc = udf_netpol_new(NULL, &f->netpol);
+	if (rc < 0)
+		log_error("functions", "cannot parse the embedded sandbox NetworkPolicy: %s",
+			  strerror(-rc));
+	if (rc == 0)
+		rc = kube_informers_new(f->kube, &f->loop);
 	if (rc == 0)
 		rc = kube_informer_add(f->loop, &fo, &f->inf_fn);
 	if (rc == 0)
@@ -1220,6 +1210,7 @@ void functions_free(struct functions *f)
 	strmap_free(&f->tokens, token_free);
 	strmap_free(&f->ready, ready_free);
 	strmap_free(&f->ns_tenants, free);
+	udf_netpol_free(f->netpol);
 	pthread_cond_destroy(&f->jobs_cond);
 	pthread_cond_destroy(&f->sweep_cond);
 	pthread_mutex_destroy(&f->lock);
