@@ -22,6 +22,7 @@ struct tenants {
 	struct kube_client *kube;
 	struct kube_informer *inf_ns;
 	char prefix[NAMING_PREFIX_MAX + 1];
+	struct udf_netpol *netpol; /* the sandbox policy every tenant namespace gets */
 	pthread_mutex_t lock;
 	struct strmap owners; /* tenant namespace -> its tenant annotation (char *) */
 };
@@ -76,7 +77,14 @@ int tenants_new(struct kube_client *kube, struct kube_informer *inf_ns, const ch
 	pthread_mutex_init(&t->lock, NULL);
 	strmap_init(&t->owners);
 	struct kube_handlers h = {on_add, on_update, on_delete, t};
-	int rc = kube_informer_add_handlers(inf_ns, &h);
+	int rc = udf_netpol_new(NULL, &t->netpol);
+	if (rc < 0)
+		log_error("tenants",
+			  "the built-in sandbox NetworkPolicy (manifests/"
+			  "50-networkpolicy.yaml) does not parse: %s",
+			  strerror(-rc));
+	if (rc == 0)
+		rc = kube_informer_add_handlers(inf_ns, &h);
 	if (rc < 0) {
 		tenants_free(t);
 		return rc;
@@ -90,6 +98,7 @@ void tenants_free(struct tenants *t)
 	if (!t)
 		return;
 	strmap_free(&t->owners, free);
+	udf_netpol_free(t->netpol);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
@@ -172,7 +181,7 @@ int tenants_ensure(struct tenants *t, const char *tenant, char ns[64], enum fn_r
 	int rc = ensure_namespace(t, ns, tenant, res, msg, msglen);
 	if (rc < 0)
 		return rc;
-	rc = udf_netpol_object(ns, &np);
+	rc = udf_netpol_object(t->netpol, ns, &np);
 	if (rc == 0)
 		rc = kube_create(t->kube, &res_netpols, ns, np, NULL);
 	cJSON_Delete(np);
