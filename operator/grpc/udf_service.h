@@ -1,5 +1,5 @@
 /*
- * grpc/udf_service: generation 1, udfproto.UdfService/ApplyUdfResource.
+ * grpc/udf_service: protocol 1, udfproto.UdfService/ApplyUdfResource.
  *
  * The call's tenant (x-databend-tenant) names the namespace; the spec and imports are checked
  * (udf_spec.h) and name the UdfFunction "<handler>-<content key>" there. The function is
