@@ -121,6 +121,8 @@ class IndexHandler(http.server.BaseHTTPRequestHandler):
             self.send_error(404)
             return
         self.send_response(200)
+        self.send_header("Content-Type", "text/html" if self.path.endswith("/")
+                         else "application/octet-stream")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

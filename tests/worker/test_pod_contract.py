@@ -3,16 +3,21 @@ process: --control-token-sha256-file authenticates by the token's hash, re-read 
 and with a trailing newline tolerated; the worker refuses both token flags at once; GET
 /readyz needs no token and is 503 until the zygote is warm, 200 while idle and warm, 503 while
 specializing, 200 once serving, 503 once failed; children get a writable HOME when the
-worker's is not; the script form's `python -m pip install` lands in the work directory's
-.packages, on the UDF's path."""
+worker's is not; the script form's `python -m pip install` (from a local index) lands in the
+work directory's .packages, on the UDF's path."""
 
 import hashlib
+import http.server
+import io
 import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
+import zipfile
 
+import test_script
 import workerlib as wl
 
 failures = []
@@ -115,8 +120,11 @@ def main():
         status, _ = readyz(w)
         check(status == 200, f"/readyz once serving -> {status}")
         t = wl.call(w.flight_port, "f", wl.int_batch([1]), body["token"])
-        check(t.column(0).to_pylist() == [os.environ["HOME"]],
-              f"a writable HOME is passed through unchanged: {t.column(0).to_pylist()}")
+        home = os.environ["HOME"]
+        want = home if os.access(home, os.W_OK) else os.path.join(w.dir, "run", "home")
+        check(t.column(0).to_pylist() == [want],
+              f"HOME is ours when writable, else one under the run dir: "
+              f"{t.column(0).to_pylist()}")
 
     # A failed specialization: /readyz 503 for good.
     w = hashed_worker(token)
@@ -153,7 +161,71 @@ def main():
         check(f"home {run_home} True True" in line,
               f"script form: HOME is the writable {run_home}")
         check(f"'{packages}'" in line, "script form: the .packages dir is on sys.path")
+
+    # The script's own `python -m pip install` (from a local index) lands there and imports.
+    index = http.server.ThreadingHTTPServer(("127.0.0.1", 0), IndexHandler)
+    threading.Thread(target=index.serve_forever, daemon=True).start()
+    env = dict(os.environ, PIP_INDEX_URL=f"http://127.0.0.1:{index.server_address[1]}/simple/",
+               PIP_TRUSTED_HOST="127.0.0.1")
+    w = hashed_worker(token, env=env)
+    with w:
+        code = "import tinypkg\ndef f(x):\n    return tinypkg.VALUE + '|' + tinypkg.__file__\n"
+        script = (test_script.make_script(w.work_dir, "f", ["INT"], "VARCHAR", code)
+                  .replace("exec python", "python -m pip install --no-input tinypkg==1.0\n"
+                                          "exec python"))
+        w.specialize({"function": "f", "tenant": "test_tenant", "token": "tok",
+                      "script": script})
+        st = w.wait_state(timeout=120)
+        check(st["state"] == "ready", f"script form with pip install: {st}")
+        if st["state"] != "ready":
+            print(w.logs())
+        if st["state"] == "ready":
+            got = wl.call(w.flight_port, "f", wl.int_batch([1]), "tok").column(0).to_pylist()
+            where = os.path.join(w.work_dir, ".packages", "tinypkg")
+            check(got == [f"tiny|{where}/__init__.py"],
+                  f"script form: pip installed into {where}, importable: {got}")
+    index.shutdown()
     return 0 if not failures else 1
+
+
+def wheel(name, version, module_text):
+    buf = io.BytesIO()
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": module_text,
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                         "Tag: py3-none-any\n",
+    }
+    files[f"{dist}/RECORD"] = "".join(f"{p},,\n" for p in files) + f"{dist}/RECORD,,\n"
+    with zipfile.ZipFile(buf, "w") as z:
+        for path, text in files.items():
+            z.writestr(path, text)
+    return buf.getvalue()
+
+
+INDEX = {
+    "/simple/tinypkg/": b'<html><body><a href="/files/tinypkg-1.0-py3-none-any.whl">'
+                        b"tinypkg-1.0-py3-none-any.whl</a></body></html>",
+    "/files/tinypkg-1.0-py3-none-any.whl": wheel("tinypkg", "1.0", "VALUE = 'tiny'\n"),
+}
+
+
+class IndexHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        data = INDEX.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html" if self.path.endswith("/")
+                         else "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
 
 
 if __name__ == "__main__":
