@@ -41,7 +41,7 @@ def worker_pod(name, token_sha256, env=None):
                   {"name": "flight", "containerPort": 8815},
                   {"name": "status", "containerPort": 8080}],
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": 9000}, "periodSeconds": 1,
-                           "failureThreshold": 1},
+                           "timeoutSeconds": 2, "failureThreshold": 3},
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": 9000}, "periodSeconds": 10},
         "resources": {
             "requests": {"cpu": "100m", "memory": "256Mi", "ephemeral-storage": "256Mi"},
