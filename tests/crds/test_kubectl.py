@@ -75,7 +75,8 @@ def main():
 
         def wide():
             head, rows = table(k("get", "udfpool", "shared", "-o", "wide").stdout)
-            check(head == ["NAME", "READY", "DESIRED", "HITS", "COLD", "BLOCKED", "AGE"], "pool wide columns: %s" % head)
+            check(head == ["NAME", "READY", "DESIRED", "HITS", "COLD", "BLOCKED", "AGE"],
+                  "pool wide columns: %s" % head)
             check(rows[0][4:6] == ["1", "False"], "cold starts, blocked: %s" % rows[0])
             head, rows = cells(k("get", "udf", "-o", "wide").stdout)
             check(head[:7] == ["NAME", "READY", "ENDPOINT", "REPLICAS", "LAUNCH", "REASON", "POOL"],

@@ -335,7 +335,8 @@ def cluster_cases(kube):
                      "serviceaccount/default")
         restricted = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                       "capabilities": {"drop": ["ALL"]}}
-        sandbox = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sandbox-check", "namespace": "udf-sandboxes"},
+        sandbox = {"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": "sandbox-check", "namespace": "udf-sandboxes"},
                    "spec": {"runtimeClassName": "gvisor", "automountServiceAccountToken": False,
                             "enableServiceLinks": False, "restartPolicy": "Never",
                             "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
@@ -401,8 +402,8 @@ def cluster_cases(kube):
         pool = json.loads(kube.kubectl("get", "-n", "udf-sandboxes", "udfpool", "default", "-o", "json").stdout)
         check(pool["spec"]["replicas"] == 2 and pool["spec"]["runtime"]["runtimeClassName"] == "gvisor"
               and pool["spec"]["refill"]["maxInFlight"] == 10
-              and pool["spec"]["functionNamespaceSelector"]["matchLabels"] == {"udf.sandbox.io/tenant-namespace": "true"},
-              pool["spec"])
+              and pool["spec"]["functionNamespaceSelector"] == {
+                  "matchLabels": {"udf.sandbox.io/tenant-namespace": "true"}}, pool["spec"])
         ns = json.loads(kube.kubectl("get", "namespace", "udf-sandboxes", "-o", "json").stdout)
         check(ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted", ns["metadata"])
         for what in [("-n", "udf-system", "deploy/udf-operator"), ("-n", "udf-system", "svc/udf-operator-grpc"),
