@@ -51,6 +51,12 @@ if [ "${#missing[@]}" -eq 0 ]; then
 	exit 0
 fi
 
+# UDF_SANDBOX_NO_BUILD=1 (hack/prereqs.sh --check): only say what is missing.
+if [ "${UDF_SANDBOX_NO_BUILD:-0}" = 1 ]; then
+	echo "deps: missing packages (${missing[*]}); hack/deps.sh installs them" >&2
+	exit 3
+fi
+
 if [ "$(id -u)" -ne 0 ]; then
 	echo "deps: missing packages (${missing[*]}); run as root" >&2
 	exit 1

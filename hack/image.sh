@@ -215,7 +215,10 @@ build_worker() {
 	local base bin="$root/bin/udf-worker" key
 	[ -x "$bin" ] || die "bin/udf-worker is missing; run 'make' first"
 	base=$(worker_base_tag)
-	has_tag "$base" || step "image: worker base (debootstrap, venv, pip)" build_worker_base "$base"
+	if ! has_tag "$base"; then
+		not_built "the worker image's base ($base)" "hack/image.sh worker"
+		step "image: worker base (debootstrap, venv, pip)" build_worker_base "$base"
+	fi
 	key=$(key_of "$base" "$(sha256sum "$bin")" "$(tar -C "$root/worker" -c python 2>/dev/null | sha256sum)")
 	if [ -f "$IMAGES/udf-worker.tar" ] && [ "$(cat "$IMAGES/udf-worker.key" 2>/dev/null)" = "$key" ]; then
 		echo "image: localhost/udf-worker:dev up to date"
@@ -268,7 +271,10 @@ build_operator() {
 	local base bin="$root/bin/udf-operator" key
 	[ -x "$bin" ] || die "bin/udf-operator is missing; run 'make' first"
 	base=$(operator_base_tag)
-	has_tag "$base" || step "image: operator base (debootstrap)" build_operator_base "$base"
+	if ! has_tag "$base"; then
+		not_built "the operator image's base ($base)" "hack/image.sh operator"
+		step "image: operator base (debootstrap)" build_operator_base "$base"
+	fi
 	key=$(key_of "$base" "$(sha256sum "$bin")")
 	if [ -f "$IMAGES/udf-operator.tar" ] && [ "$(cat "$IMAGES/udf-operator.key" 2>/dev/null)" = "$key" ]; then
 		echo "image: localhost/udf-operator:dev up to date"
@@ -351,6 +357,7 @@ for t in "${targets[@]}"; do
 		if [ -f "$IMAGES/pause.tar" ] && has_tag pause-dev; then
 			echo "image: localhost/pause:dev up to date"
 		else
+			not_built "the pause image" "hack/image.sh pause"
 			step "image: localhost/pause:dev" build_pause
 		fi
 		;;
@@ -360,6 +367,7 @@ for t in "${targets[@]}"; do
 		if has_tag "$base"; then
 			echo "image: worker base $base up to date"
 		else
+			not_built "the worker image's base ($base)" "hack/image.sh worker-base"
 			step "image: worker base (debootstrap, venv, pip)" build_worker_base "$base"
 		fi
 		;;
