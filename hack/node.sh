@@ -473,6 +473,15 @@ kill_leftovers() {
 
 # --- commands -----------------------------------------------------------------------------
 
+# One up or down at a time on this host, whichever checkout's node.sh runs it: the lock is a
+# file beside the owner mark, not this script (a lock on "$0" let one worktree's 'up' start a
+# second kubelet while another's 'down' ran, leaving orphans on the kubelet's ports).
+node_lock() {
+	mkdir -p "$(dirname "$OWNER")"
+	exec 8>"$(dirname "$OWNER")/lock"
+	flock 8
+}
+
 all_running() {
 	local c
 	for c in "${COMPONENTS[@]}"; do
@@ -484,8 +493,7 @@ cmd_up() {
 	if [ ! -f "$PKI/ca.key" ] || [ ! -f "$ADMIN_KUBECONFIG" ]; then
 		die "no control plane at $UDF_STATE (run hack/cluster.sh up first)"
 	fi
-	exec 8<"$0"
-	flock 8
+	node_lock
 	mkdir -p "$(dirname "$OWNER")"
 	if [ -f "$OWNER" ] && [ "$(cat "$OWNER")" != "$UDF_STATE" ] && [ -d "$(cat "$OWNER")/node/run" ]; then
 		echo "node: the node belongs to $(cat "$OWNER"); not starting another (this cluster has no node)"
@@ -519,8 +527,7 @@ cmd_up() {
 }
 
 cmd_down() {
-	exec 8<"$0"
-	flock 8
+	node_lock
 	if [ ! -d "$NODE" ]; then
 		echo "node: down (no node state at $NODE)"
 		return 0
