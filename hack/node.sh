@@ -469,6 +469,17 @@ kill_leftovers() {
 		"$UDF_BIN"/containerd-shim-*) kill -KILL "$pid" 2>/dev/null || true ;;
 		esac
 	done
+	# Shims whose task directory (and pid file) went before them, e.g. after their containerd
+	# died: known by their binary and their working directory, the task directory in $CSTATE.
+	for f in /proc/[0-9]*; do
+		case "$(readlink "$f/exe" 2>/dev/null)" in
+		"$UDF_BIN"/containerd-shim-*) ;;
+		*) continue ;;
+		esac
+		case "$(readlink "$f/cwd" 2>/dev/null)" in
+		"$CSTATE"/*) kill -KILL "${f#/proc/}" 2>/dev/null || true ;;
+		esac
+	done
 }
 
 # --- commands -----------------------------------------------------------------------------
