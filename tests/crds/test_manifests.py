@@ -239,8 +239,8 @@ def operator_accepts_args():
     # only when every flag before it parsed.
     binary = os.path.join(os.environ.get("UDF_BUILD_DIR", os.path.join(SOURCE_DIR, "build")),
                           "operator", "udf-operator")
-    if not os.path.exists(binary):
-        return "     | SKIP: %s is not built" % binary
+    check(os.access(binary, os.X_OK), "udf-operator is not built: no executable %s; run `make` "
+          "first" % binary)
     dep = find(load_files(yaml_files(MANIFESTS_DIR)), "Deployment", "udf-operator")
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
     p = run([binary, *args, "--help"], check_rc=False)
