@@ -20,7 +20,8 @@ CTEST_J    ?= 1
 all: configure
 	cmake --build $(BUILD)
 	@mkdir -p bin
-	@cp -f $(BUILD)/operator/udf-operator $(BUILD)/worker/udf-worker bin/
+	@cp -f $(BUILD)/operator/udf-operator $(BUILD)/worker/udf-worker \
+		$(BUILD)/worker/libudf-nodelay.so bin/
 
 # Always (re)configure: instant when nothing changed, and it recovers a half-configured tree.
 configure: deps

@@ -1300,6 +1300,38 @@ void worker_set_wakeup(void (*fn)(void))
 /* ---- the supervisor loop ------------------------------------------------------------------ */
 
 /*
+ * Children get libudf-nodelay.so (beside this binary) in LD_PRELOAD: it sets TCP_NODELAY on
+ * the sockets gRPC accepts, which gVisor does not inherit from the listener (see nodelay.c).
+ * Without the library (a bare build of udf-worker alone) the servers run as before.
+ */
+static void preload_nodelay(void)
+{
+	char exe[4096], lib[4200], both[8400];
+	const char *old = getenv("LD_PRELOAD");
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+
+	if (n <= 0)
+		return;
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (!slash)
+		return;
+	*slash = '\0';
+	snprintf(lib, sizeof(lib), "%s/libudf-nodelay.so", exe);
+	if (access(lib, R_OK) != 0) {
+		log_warn("worker", "no %s: Flight connections keep Nagle on under gVisor", lib);
+		return;
+	}
+	if (old && *old && !strstr(old, lib)) {
+		snprintf(both, sizeof(both), "%s:%s", lib, old);
+		setenv("LD_PRELOAD", both, 1);
+	} else if (!old || !*old) {
+		setenv("LD_PRELOAD", lib, 1);
+	}
+}
+
+/*
  * With a read-only root filesystem the image's HOME is not writable: children get one under
  * the run directory, and a TMPDIR there when /tmp is not writable either. pip keeps no cache
  * (one pod serves one function once). Called before any thread starts (setenv).
@@ -1328,6 +1360,7 @@ static int writable_env(const struct worker_options *opts)
 		log_info("worker", "/tmp is not writable: children use TMPDIR=%s", path);
 	}
 	setenv("PIP_NO_CACHE_DIR", "1", 0);
+	preload_nodelay();
 	return 0;
 }
 

@@ -35,6 +35,10 @@ import time
 import traceback
 
 CHUNK_ROWS = 8192
+# Wall-clock marks of this process's start (time.time()), printed once it listens: "request"
+# and "forked" come from the zygote (when it got the fork request, when the server process
+# began), the rest from serve(). hack/bench/worker_bench.py reads the line.
+STARTUP = {}
 STATS_SLOT_SIZE = 32
 _STATS_FORMAT = "<Qdd"
 
@@ -472,11 +476,20 @@ def flight_location(config, slot):
     return f"0.0.0.0:{config['flight_port']}"
 
 
+def _startup_line():
+    t0 = STARTUP.get("request") or STARTUP.get("start")
+    marks = " ".join(f"{k}=+{1000 * (v - t0):.1f}" for k, v in STARTUP.items()
+                     if k not in ("request", "start"))
+    return f"udf_stub: startup ms t0={t0:.6f} {marks}"
+
+
 def serve(config, slot):
     step = "load"
+    STARTUP.setdefault("start", time.time())
     try:
         setup_paths(config)
         module = load_code(config["code_path"])
+        STARTUP["code_loaded"] = time.time()
         handler = config["handler"]
         if not hasattr(module, handler):
             raise AttributeError(f"the code defines no function named {handler!r}")
@@ -492,6 +505,7 @@ def serve(config, slot):
                                                                 config["tenant"], stats)},
         )
         server.add_function(fn)
+        STARTUP["listening"] = time.time()
     except BaseException as exc:  # noqa: BLE001 - every failure is reported to the worker
         report(f"failed {step} {exception_line(exc)}")
         traceback.print_exc()
@@ -504,6 +518,7 @@ def serve(config, slot):
 
     signal.signal(signal.SIGTERM, _term)
     report("ready")
+    print(_startup_line(), file=sys.stderr, flush=True)
     server.serve()
     return 0
 

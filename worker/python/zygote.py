@@ -38,7 +38,9 @@ def _set_pdeathsig():
         pass
 
 
-def _run_server(req, fds, intermediate):
+def _run_server(req, fds, intermediate, t_request):
+    udf_stub.STARTUP["request"] = t_request
+    udf_stub.STARTUP["forked"] = time.time()
     # Wait until the intermediate has exited and we belong to the worker.
     deadline = time.monotonic() + 5
     while os.getppid() == intermediate and time.monotonic() < deadline:
@@ -84,6 +86,7 @@ def main():
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 2)
+            t_request = time.time()
         except (ConnectionError, OSError):
             return 0
         if not msg:
@@ -106,7 +109,7 @@ def main():
             grandchild = os.fork()
             if grandchild == 0:
                 os.close(w)
-                _run_server(req, fds, me)
+                _run_server(req, fds, me, t_request)
             os.write(w, str(grandchild).encode())
             os._exit(0)
         os.close(w)
