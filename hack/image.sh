@@ -190,6 +190,11 @@ export_image() {
 }
 
 # --- worker -------------------------------------------------------------------------------
+# UDF_WORKER_TAG=NAME builds and imports localhost/udf-worker:NAME instead of :dev (a branch's
+# own binary in pods without replacing the :dev image other tests use).
+WORKER_TAG="${UDF_WORKER_TAG:-dev}"
+[[ "$WORKER_TAG" =~ ^[a-z0-9][a-z0-9._-]*$ ]] || die "UDF_WORKER_TAG must be a plain tag: $WORKER_TAG"
+if [ "$WORKER_TAG" = dev ]; then WORKER_FILE=udf-worker; else WORKER_FILE="udf-worker-$WORKER_TAG"; fi
 
 worker_base_tag() { echo "worker-base-$(key_of "$SUITE" "${WORKER_DEBS[@]}" "${WORKER_PIP[@]}" "$WORKER_VENV" "$WORKER_UID")"; }
 
@@ -212,43 +217,47 @@ build_worker_base() {
 }
 
 build_worker() {
-	local base bin="$root/bin/udf-worker" key
+	local base bin="$root/bin/udf-worker" lib="$root/bin/libudf-nodelay.so" key
 	[ -x "$bin" ] || die "bin/udf-worker is missing; run 'make' first"
+	[ -f "$lib" ] || die "bin/libudf-nodelay.so is missing; run 'make' first"
 	base=$(worker_base_tag)
 	if ! has_tag "$base"; then
 		not_built "the worker image's base ($base)" "hack/image.sh worker"
 		step "image: worker base (debootstrap, venv, pip)" "$0" __run build_worker_base "$base"
 	fi
-	key=$(key_of "$base" "$(sha256sum "$bin")" "$(tar -C "$root/worker" -c python 2>/dev/null | sha256sum)")
-	if [ -f "$IMAGES/udf-worker.tar" ] && [ "$(cat "$IMAGES/udf-worker.key" 2>/dev/null)" = "$key" ]; then
-		echo "image: localhost/udf-worker:dev up to date"
+	key=$(key_of "$base" "$(cat "$bin" "$lib" | sha256sum)" "$(tar -C "$root/worker" -c python 2>/dev/null | sha256sum)")
+	if [ -f "$IMAGES/$WORKER_FILE.tar" ] && [ "$(cat "$IMAGES/$WORKER_FILE.key" 2>/dev/null)" = "$key" ]; then
+		echo "image: localhost/udf-worker:$WORKER_TAG up to date"
 		return 0
 	fi
 	check_libs "$base" "$bin"
-	step "image: localhost/udf-worker:dev (binary and Python layers)" "$0" __run assemble_worker "$base" "$key"
+	step "image: localhost/udf-worker:$WORKER_TAG (binary and Python layers)" "$0" __run assemble_worker "$base" "$key"
 }
 
 assemble_worker() {
-	local base="$1" key="$2" bin="$root/bin/udf-worker" work="$IMAGES/work/worker"
+	local base="$1" key="$2" bin="$root/bin/udf-worker" work="$IMAGES/work/$WORKER_FILE"
+	local tmp="udf-worker-$WORKER_TAG.tmp"
 	rm -rf "$work"
 	mkdir -p "$work/bin"
-	cp "$bin" "$work/bin/udf-worker"
-	umoci rm --image "$LAYOUT:udf-worker-dev.tmp" 2>/dev/null || true
-	umoci tag --image "$LAYOUT:$base" udf-worker-dev.tmp
+	cp "$bin" "$root/bin/libudf-nodelay.so" "$work/bin/"
+	umoci rm --image "$LAYOUT:$tmp" 2>/dev/null || true
+	umoci tag --image "$LAYOUT:$base" "$tmp"
 	if [ -d "$root/worker/python" ]; then
-		umoci insert --image "$LAYOUT:udf-worker-dev.tmp" "$root/worker/python" /opt/udf/python
+		umoci insert --image "$LAYOUT:$tmp" "$root/worker/python" /opt/udf/python
 	fi
-	umoci insert --image "$LAYOUT:udf-worker-dev.tmp" "$work/bin/udf-worker" /usr/local/bin/udf-worker
-	umoci config --image "$LAYOUT:udf-worker-dev.tmp" \
+	umoci insert --image "$LAYOUT:$tmp" "$work/bin/udf-worker" /usr/local/bin/udf-worker
+	# udf-worker preloads it into its Python processes from beside itself (worker/nodelay.c).
+	umoci insert --image "$LAYOUT:$tmp" "$work/bin/libudf-nodelay.so" /usr/local/bin/libudf-nodelay.so
+	umoci config --image "$LAYOUT:$tmp" \
 		--config.entrypoint /usr/local/bin/udf-worker --config.user "$WORKER_UID:$WORKER_UID" \
 		--config.workingdir /home/udf \
 		--config.env "PATH=$WORKER_VENV/bin:/usr/local/bin:/usr/bin:/bin" \
 		--config.env "UDF_PYTHON=$WORKER_VENV/bin/python" \
 		--config.env "PYTHONDONTWRITEBYTECODE=1" \
-		--history.created_by "hack/image.sh worker: bin/udf-worker, worker/python"
-	retag udf-worker-dev.tmp udf-worker-dev
-	export_image udf-worker-dev localhost/udf-worker:dev udf-worker
-	echo "$key" >"$IMAGES/udf-worker.key"
+		--history.created_by "hack/image.sh worker: bin/udf-worker, bin/libudf-nodelay.so, worker/python"
+	retag "$tmp" "udf-worker-$WORKER_TAG"
+	export_image "udf-worker-$WORKER_TAG" "localhost/udf-worker:$WORKER_TAG" "$WORKER_FILE"
+	echo "$key" >"$IMAGES/$WORKER_FILE.key"
 	rm -rf "$work"
 }
 
@@ -308,11 +317,12 @@ cmd_import() {
 	if [ "${1:-}" = "--address" ]; then address="$2"; fi
 	marks="$UDF_CACHE/node/imported"
 	mkdir -p "$marks"
-	for name in pause udf-worker udf-operator; do
+	for name in pause "$WORKER_FILE" udf-operator; do
 		tar="$IMAGES/$name.tar"
 		[ -f "$tar" ] || continue
 		stamp=$(stat -c '%s %Y' "$tar")
 		ref="localhost/$name:dev"
+		[ "$name" = "$WORKER_FILE" ] && ref="localhost/udf-worker:$WORKER_TAG"
 		if [ "$(cat "$marks/$name" 2>/dev/null)" = "$stamp" ] &&
 			grep -qxF -- "$ref" <<<"$("$UDF_BIN/ctr" --address "$address" -n k8s.io images ls -q)"; then
 			continue

@@ -1,49 +1,88 @@
-"""udf-worker's benchmark (run by hack/bench/worker.sh): rows/s of add_one(INT) in 65536-row
-calls through our stub with 1 and N processes, beside databend-udf's own server, a plain
-Python loop and a bare pyarrow Flight echo server; the script form; and specialize -> first
-answer latency, plain and under runsc, with and without the zygote."""
+"""udf-worker's benchmark (run by hack/bench/worker.sh). Numbers only: nothing passes or fails
+on time.
+
+Production runs every UDF under gVisor, so the headline numbers compare the same worker under
+`runsc --platform=systrap --network=sandbox` with a plain process, measured as interleaved
+pairs (plain, runsc, plain, runsc, ...; both stay up between turns) so that the machine's
+drift lands on both sides of each pair; each case ends with the median of the pair ratios:
+
+    runsc/plain median pair ratio: 0.NN (N pairs)
+
+Cases: add_one(INT) 1 process 1 client on a reused connection, and with a new connection per
+call (Databend often opens one per 65,536-row mini-batch); a STRING UDF fed Utf8View batches
+(what Databend sends); N processes with N clients; N processes with 4 clients; the bare pyarrow
+Flight echo server (what bounds the rest from above); and, on the local node, a runsc pod
+beside a runc pod of the worker image, called from this host at the pod IP. Then
+specialize -> first answer, with its breakdown (fork from the zygote, code, server, first
+call), and the single-process references (plain loop, databend-udf, the script form)."""
 
 import argparse
+import hashlib
 import os
+import random
+import re
+import secrets
+import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
-                                "worker"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+for sub in ("tests/worker", "tests/lib", "tests/node"):
+    sys.path.insert(0, os.path.join(ROOT, sub))
 
 import pyarrow as pa  # noqa: E402
-import pyarrow.compute as pc  # noqa: E402
 import pyarrow.flight as flight  # noqa: E402
 
 import workerlib as wl  # noqa: E402
 import test_script  # noqa: E402
 
 ROWS = 65536
-BATCH = wl.int_batch(list(range(ROWS)))
+INT_BATCH = wl.int_batch(list(range(ROWS)))
+STRING_BATCH = pa.record_batch(
+    [pa.array([f"value-{i:08d}" for i in range(ROWS)], type=pa.string_view())],
+    schema=pa.schema([pa.field("arg1", pa.string_view(), False)]))
+STRING_CODE = "def tag(s):\n    return s + '!'\n"
 
 
 def line(name, value, unit, extra=""):
     print(f"{name:<58} {value:>14,.0f} {unit}{('  ' + extra) if extra else ''}", flush=True)
 
 
-def rows_per_second(port, handler, token, seconds, clients=1, host="127.0.0.1"):
-    """Calls from `clients` threads, each on its own connection, for `seconds`."""
+# ---- targets: something that answers DoExchange, plain or under runsc ------------------------
+
+
+class Target:
+    """Where calls go: host, port, handler, token, batch."""
+
+    def __init__(self, host, port, handler, token, batch):
+        self.host, self.port, self.handler, self.token, self.batch = (host, port, handler,
+                                                                      token, batch)
+
+    def call(self, client=None):
+        t = wl.call(self.port, self.handler, self.batch, self.token, host=self.host,
+                    client=client)
+        assert t.num_rows == self.batch.num_rows
+        return t.num_rows
+
+
+def rate(target, seconds, clients=1, new_connection=False):
+    """Rows/s from `clients` threads calling for `seconds`, each on its own connection (or a
+    new connection per call)."""
     done = [0] * clients
     stop = time.time() + seconds
 
     def run(i):
-        client = flight.connect(f"grpc://{host}:{port}")
+        client = None if new_connection else flight.connect(
+            f"grpc://{target.host}:{target.port}")
+        target.call(client)  # warm this connection (not counted)
         while time.time() < stop:
-            t = wl.call(port, handler, BATCH, token, host=host, client=client)
-            assert t.num_rows == ROWS
-            done[i] += ROWS
-        client.close()
+            done[i] += target.call(client)
+        if client:
+            client.close()
 
-    # One warm-up call.
-    wl.call(port, handler, BATCH, token, host=host)
     t0 = time.time()
     threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
     for t in threads:
@@ -53,19 +92,61 @@ def rows_per_second(port, handler, token, seconds, clients=1, host="127.0.0.1"):
     return sum(done) / (time.time() - t0)
 
 
-def plain_loop_rate():
-    def add_one(x):
-        return x + 1
+def pairs(title, plain, runsc, args, clients=1, new_connection=False,
+          names=("plain", "runsc")):
+    """Interleaved pairs; prints both sides' medians and the median pair ratio."""
+    ratios, ps, rs = [], [], []
+    for _ in range(args.pairs):
+        p = rate(plain, args.seconds, clients, new_connection)
+        r = rate(runsc, args.seconds, clients, new_connection)
+        ps.append(p)
+        rs.append(r)
+        ratios.append(r / p)
+    print(f"-- {title}", flush=True)
+    line(f"   {names[0]} (median of {len(ps)})", statistics.median(ps), "rows/s",
+         f"{ROWS * 1000 / statistics.median(ps):.1f} ms per {ROWS}-row call"
+         if clients == 1 else "")
+    line(f"   {names[1]} (median of {len(rs)})", statistics.median(rs), "rows/s",
+         f"{ROWS * 1000 / statistics.median(rs):.1f} ms per {ROWS}-row call"
+         if clients == 1 else "")
+    print(f"runsc/plain median pair ratio: {statistics.median(ratios):.2f} "
+          f"({len(ratios)} pairs)", flush=True)
+    return statistics.median(ratios)
 
-    n = 0
-    t0 = time.time()
-    while time.time() - t0 < 2:
-        col = BATCH.column(0).to_pylist()
-        out = [add_one(x) for x in col]
-        pa.array(out, type=pa.int32())
-        n += ROWS
-    return n / (time.time() - t0)
 
+def runsc_worker(**kw):
+    w = wl.Worker(**kw)
+    ip = f"192.168.{random.randint(100, 250)}.2"
+    w.host = ip
+    w.args = [wl.RUNSC, "--platform=systrap", "--network=sandbox", "do", "-ip", ip, "-quiet",
+              *[a.replace("127.0.0.1:", ":") for a in w.args]]
+    return w
+
+
+class WorkerPair:
+    """The same function in a plain udf-worker and one under runsc, both up at once."""
+
+    def __init__(self, body, batch, processes=1):
+        self.body, self.batch = body, batch
+        self.workers = [wl.Worker(processes=processes), runsc_worker(processes=processes)]
+
+    def __enter__(self):
+        targets = []
+        for w in self.workers:
+            w.start()
+            w.specialize(self.body)
+            st = w.wait_state()
+            assert st["state"] == "ready", (st, w.logs())
+            targets.append(Target(w.host, w.flight_port, self.body["spec"]["handler"],
+                                  self.body["token"], self.batch))
+        return targets
+
+    def __exit__(self, *exc):
+        for w in self.workers:
+            w.cleanup()
+
+
+# ---- the bare pyarrow Flight echo server ----------------------------------------------------
 
 ECHO = r'''
 import sys, pyarrow as pa, pyarrow.compute as pc, pyarrow.flight as flight
@@ -76,7 +157,7 @@ class Echo(flight.FlightServerBase):
         for chunk in reader:
             col = pc.add(chunk.data.column(0), 1)
             writer.write_batch(pa.record_batch([col], schema=schema))
-s = Echo("grpc://127.0.0.1:" + sys.argv[1])
+s = Echo("grpc://" + sys.argv[1])
 print("ready", flush=True)
 s.serve()
 '''
@@ -90,7 +171,7 @@ def add_one(x):
 @udf(input_types=["INT"], result_type="INT", batch_mode=True)
 def add_one_batch(xs):
     return [x + 1 for x in xs]
-s = UDFServer("127.0.0.1:" + sys.argv[1])
+s = UDFServer(sys.argv[1])
 s.add_function(add_one)
 s.add_function(add_one_batch)
 print("ready", flush=True)
@@ -98,94 +179,207 @@ s.serve()
 '''
 
 
-def start_server(source):
+def start_server(source, runsc=False):
+    """A Python server from source: (process, host, port); under runsc with its own IP."""
     port = wl.free_port()
-    proc = subprocess.Popen([sys.executable, "-c", source, str(port)], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    host, where = "127.0.0.1", f"127.0.0.1:{port}"
+    cmd = [sys.executable, "-c", source, where]
+    if runsc:
+        host = f"192.168.{random.randint(100, 250)}.2"
+        cmd = [wl.RUNSC, "--platform=systrap", "--network=sandbox", "do", "-ip", host,
+               "-quiet", sys.executable, "-c", source, f"0.0.0.0:{port}"]
+    # The same TCP_NODELAY fix as the worker's servers get (worker/nodelay.c), so that the
+    # bound is gVisor's and not Nagle's.
+    env = dict(os.environ)
+    lib = os.path.join(os.path.dirname(wl.WORKER), "libudf-nodelay.so")
+    if os.path.exists(lib):
+        env["LD_PRELOAD"] = lib
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=env)
     assert proc.stdout.readline().strip() == "ready"
-    return proc, port
+    return proc, host, port
 
 
-def one_call_rate(port, handler, rows):
-    batch = wl.int_batch(list(range(rows)))
-    t0 = time.time()
-    t = wl.call(port, handler, batch, "unused")
-    assert t.num_rows == rows
-    return rows / (time.time() - t0)
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
-def specialize_latency(make_worker, body, runs):
-    """Median and each run of POST /v1/specialize -> the first successful Flight answer."""
-    times = []
+# ---- pods on the local node ---------------------------------------------------------------
+
+
+def pod_pairs(args):
+    """A runsc pod and a runc pod of the worker image, add_one 1 process, from this host."""
+    try:
+        import nodelib as nl
+        import test_worker_pod as twp
+        from cluster import ensure_cluster
+    except ImportError as exc:
+        print(f"(pods skipped: {exc})")
+        return
+    tag = os.environ.get("UDF_WORKER_TAG", "dev")
+    image = f"localhost/udf-worker:{tag}"
+    env = dict(os.environ, UDF_WORKER_TAG=tag)
+    for cmd in ((nl.IMAGE_SH, "worker"), (nl.IMAGE_SH, "import")):
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if r.returncode != 0:
+            print(f"(pods skipped: {' '.join(cmd)} failed: {(r.stdout + r.stderr)[-300:]})")
+            return
+    try:
+        ensure_cluster(control_plane_only=False)
+    except BaseException as exc:  # noqa: BLE001 - a bench prints what it could not do
+        print(f"(pods skipped: no local cluster: {exc})")
+        return
+    token = secrets.token_urlsafe(24)
+    sha = hashlib.sha256(token.encode()).hexdigest()
+    body = wl.structured()
+    with nl.Namespace("bench-worker") as ns:
+        ips = {}
+        for name, runtime in (("runc", None), ("runsc", "gvisor")):
+            pod = twp.worker_pod(f"w-{name}", sha)
+            pod["spec"]["containers"][0]["image"] = image
+            if runtime is None:
+                del pod["spec"]["runtimeClassName"]
+            ns.apply(pod)
+        for name in ("runc", "runsc"):
+            if not ns.wait_ready(f"w-{name}", timeout=120):
+                print(f"(pods skipped: pod w-{name} not Ready: "
+                      f"{ns.kubectl('logs', f'w-{name}', check=False).stdout[-500:]})")
+                return
+            ips[name] = ns.pod(f"w-{name}")["status"]["podIP"]
+            status, text = twp.control(ips[name], "POST", "/v1/specialize", token, body)
+            assert status == 202, (status, text)
+        targets = []
+        for name in ("runc", "runsc"):
+            st = twp.wait_state(ips[name], token, 60)
+            assert st and st["state"] == "ready", st
+            targets.append(Target(ips[name], 8815, "add_one", body["token"], INT_BATCH))
+        pairs(f"pods on this node ({image}, cpu limit 1: 1 process), add_one(INT), 1 client, "
+              "called at the pod IP: plain = runc pod, runsc = gVisor pod",
+              targets[0], targets[1], args, names=("runc pod", "runsc pod"))
+        return targets
+
+
+# ---- specialize -> first answer -------------------------------------------------------------
+
+
+def specialize_breakdown(make_worker, body, runs):
+    """POST /v1/specialize -> first successful Flight answer, split by the stub's startup
+    marks (udf_stub.STARTUP, printed to the worker's log)."""
+    rows = []
     for _ in range(runs):
-        w = make_worker()
-        with w:
-            time.sleep(1.5)  # an idle pool pod: the zygote (if any) is warm
+        with make_worker() as w:
+            time.sleep(1.5)  # an idle pool pod: the zygote (and its spare) are warm
             t0 = time.time()
             status, _ = w.specialize(body)
             assert status == 202
             while True:
+                t_try = time.time()
                 try:
                     wl.call(w.flight_port, body["spec"]["handler"], wl.int_batch([1]),
                             body["token"], host=w.host)
                     break
                 except (flight.FlightError, pa.ArrowException):
                     time.sleep(0.002)
-            times.append(1000 * (time.time() - t0))
-    times.sort()
-    return times[len(times) // 2], times
+            t_end = time.time()
+            deadline = time.time() + 5
+            m = None
+            while m is None and time.time() < deadline:
+                m = re.search(r"udf_stub: startup ms t0=([0-9.]+) (.*)", w.logs())
+                time.sleep(0.02)
+            if m is None:
+                continue
+            marks = dict((k, float(v)) for k, v in re.findall(r"(\w+)=\+([0-9.]+)", m.group(2)))
+            t_req = float(m.group(1))
+            rows.append({
+                "total": 1000 * (t_end - t0),
+                "request": 1000 * (t_req - t0),
+                "fork": marks.get("forked", 0.0),
+                "code": marks.get("code_loaded", 0.0) - marks.get("forked", 0.0),
+                "server": marks.get("listening", 0.0) - marks.get("code_loaded", 0.0),
+                "ready": 1000 * (t_try - t_req) - marks.get("listening", 0.0),
+                "call": 1000 * (t_end - t_try),
+            })
+    return rows
 
 
-def runsc_worker(**kw):
-    import random
+def print_breakdown(title, rows):
+    if not rows:
+        print(f"{title}: no startup marks in the worker's log")
+        return
+    med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    line(title, med["total"], "ms", "runs: " + ", ".join(f"{r['total']:.0f}" for r in rows))
+    print(f"   median breakdown: POST -> zygote has the request {med['request']:.1f} ms, "
+          f"fork from the zygote {med['fork']:.1f}, code (imports, udf.py, types) "
+          f"{med['code']:.1f}, Flight server up {med['server']:.1f}, "
+          f"listening -> last try {med['ready']:.1f}, first call {med['call']:.1f}", flush=True)
 
-    w = wl.Worker(**kw)
-    ip = f"192.168.{random.randint(100, 250)}.2"
-    w.host = ip
-    w.args = [wl.RUNSC, "--platform=systrap", "--network=sandbox", "do", "-ip", ip, "-quiet",
-              *[a.replace("127.0.0.1:", ":") for a in w.args]]
-    return w
+
+# ---- main -------------------------------------------------------------------------------------
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seconds", type=float, default=4)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--skip-databend-udf-row", action="store_true",
-                    help="skip databend-udf's row mode (one 65536-row call takes ~12 s)")
+    ap.add_argument("--quick", action="store_true", help="5 short pairs, fewer references")
+    ap.add_argument("--no-pods", action="store_true", help="skip the pods on the local node")
     args = ap.parse_args()
+    args.pairs = 5 if args.quick else 7
+    args.seconds = 0.5 if args.quick else 1.2
+    runs = 3 if args.quick else 5
     cores = os.cpu_count() or 1
+    have_runsc = os.access(wl.RUNSC, os.X_OK)
+    if not have_runsc:
+        print(f"(no runsc at {wl.RUNSC}: only the plain numbers)")
 
-    plain = plain_loop_rate()
-    line("plain Python loop (to_pylist, add_one, pa.array)", plain, "rows/s")
+    print(f"== runsc --platform=systrap --network=sandbox beside a plain process: {args.pairs} "
+          f"interleaved pairs of {args.seconds:g} s per side, {ROWS}-row calls", flush=True)
+    if have_runsc:
+        body = wl.structured()
+        with WorkerPair(body, INT_BATCH) as (plain, runsc):
+            pairs("add_one(INT), 1 process, 1 client, reused connection", plain, runsc, args)
+            pairs("add_one(INT), 1 process, 1 client, a new connection per call", plain, runsc,
+                  args, new_connection=True)
+        sbody = wl.structured(function="tag", handler="tag", input_types=["STRING"],
+                              result_type="STRING", code=STRING_CODE)
+        with WorkerPair(sbody, STRING_BATCH) as (plain, runsc):
+            pairs("STRING UDF (s + '!'), Utf8View batches, 1 process, 1 client", plain,
+                  runsc, args)
+        with WorkerPair(body, INT_BATCH, processes=cores) as (plain, runsc):
+            pairs(f"add_one(INT), {cores} processes, {cores} clients", plain, runsc, args,
+                  clients=cores)
+            pairs(f"add_one(INT), {cores} processes, 4 clients", plain, runsc, args,
+                  clients=4)
+        procs = [start_server(ECHO), start_server(ECHO, runsc=True)]
+        try:
+            pairs("upper bound: bare pyarrow Flight echo server (pc.add), 1 client",
+                  *[Target(h, p, "echo", None, INT_BATCH) for _, h, p in procs], args)
+        finally:
+            for proc, _, _ in procs:
+                stop(proc)
+        if not args.no_pods:
+            pod_pairs(args)
 
-    proc, port = start_server(ECHO)
-    echo = rows_per_second(port, "add_one", None, args.seconds)
-    proc.terminate()
-    line("bare pyarrow Flight echo server (pc.add), 1 client", echo, "rows/s")
-
-    proc, port = start_server(DATABEND_UDF)
-    batch_rate = rows_per_second(port, "add_one_batch", None, args.seconds)
-    line("databend-udf 0.2.20 server, batch_mode=True", batch_rate, "rows/s")
-    if not args.skip_databend_udf_row:
-        row_rate = one_call_rate(port, "add_one", ROWS)
-        line("databend-udf 0.2.20 server, row mode (io_threads=32)", row_rate, "rows/s")
-    else:
-        row_rate = None
-    proc.terminate()
-
+    print("== specialize -> first answer (structured add_one, zygote on)", flush=True)
     body = wl.structured()
-    results = {}
-    for processes, clients in ((1, 1), (cores, cores)):
-        with wl.Worker(processes=processes) as w:
-            w.specialize(body)
-            assert w.wait_state()["state"] == "ready"
-            rate = rows_per_second(w.flight_port, "add_one", body["token"], args.seconds,
-                                   clients=clients)
-            results[processes] = rate
-            line(f"udf-worker stub, {processes} process(es), {clients} client(s)", rate,
-                 "rows/s", f"{rate / plain:.2f}x plain loop, {rate / echo:.3f}x echo")
+    print_breakdown("plain process", specialize_breakdown(wl.Worker, body, runs))
+    if have_runsc:
+        print_breakdown("runsc systrap", specialize_breakdown(runsc_worker, body, runs))
 
+    print("== references (plain processes)", flush=True)
+    t0, n = time.time(), 0
+    while time.time() - t0 < 1:
+        pa.array([x + 1 for x in INT_BATCH.column(0).to_pylist()], type=pa.int32())
+        n += ROWS
+    line("plain Python loop (to_pylist, add_one, pa.array)", n / (time.time() - t0), "rows/s")
+    proc, host, port = start_server(DATABEND_UDF)
+    line("databend-udf 0.2.20 server, batch_mode=True",
+         rate(Target(host, port, "add_one_batch", None, INT_BATCH), args.seconds * 2),
+         "rows/s")
+    stop(proc)
     with wl.Worker(processes=1) as w:
         token = "bench-token"
         sbody = {"function": "add_one", "tenant": "test_tenant", "token": token,
@@ -193,33 +387,9 @@ def main():
                                                    "def add_one(x):\n    return x + 1\n")}
         w.specialize(sbody)
         assert w.wait_state()["state"] == "ready"
-        rate = rows_per_second(w.flight_port, "add_one", token, args.seconds)
-        line("udf-worker script form (Databend-style stub + hook), 1 process", rate, "rows/s",
-             f"{rate / plain:.2f}x plain loop")
-
-    if row_rate:
-        line("ratio: our stub (1 process) / databend-udf row mode", results[1] / row_rate, "x")
-
-    if os.access(wl.RUNSC, os.X_OK):
-        with runsc_worker(processes=1) as w:
-            w.specialize(body)
-            assert w.wait_state()["state"] == "ready"
-            rate = rows_per_second(w.flight_port, "add_one", body["token"], args.seconds,
-                                   host=w.host)
-            line("udf-worker stub under runsc systrap, 1 process, 1 client", rate, "rows/s",
-                 f"{rate / results[1]:.2f}x plain process")
-
-    for zygote in (True, False):
-        med, all_ = specialize_latency(lambda: wl.Worker(zygote=zygote), body, args.runs)
-        line(f"specialize -> first answer, plain process, zygote={'on' if zygote else 'off'}",
-             med, "ms", "runs: " + ", ".join(f"{t:.0f}" for t in all_))
-    if os.access(wl.RUNSC, os.X_OK):
-        for zygote in (True, False):
-            med, all_ = specialize_latency(lambda: runsc_worker(zygote=zygote), body, args.runs)
-            line(f"specialize -> first answer, runsc systrap, zygote={'on' if zygote else 'off'}",
-                 med, "ms", "runs: " + ", ".join(f"{t:.0f}" for t in all_))
-    else:
-        print(f"(no runsc at {wl.RUNSC}: runsc latency skipped)")
+        line("udf-worker script form (Databend-style stub + hook), 1 process",
+             rate(Target(w.host, w.flight_port, "add_one", token, INT_BATCH),
+                  args.seconds * 2), "rows/s")
     return 0
 
 

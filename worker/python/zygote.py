@@ -8,6 +8,7 @@ a subreaper), and answers "pid N". The zygote itself never loads user code.
 """
 
 import ctypes
+import gc
 import json
 import os
 import signal
@@ -41,10 +42,8 @@ def _set_pdeathsig():
 def _run_server(req, fds, intermediate, t_request):
     udf_stub.STARTUP["request"] = t_request
     udf_stub.STARTUP["forked"] = time.time()
-    # Wait until the intermediate has exited and we belong to the worker.
-    deadline = time.monotonic() + 5
-    while os.getppid() == intermediate and time.monotonic() < deadline:
-        time.sleep(0.0005)
+    if intermediate is not None:
+        _wait_reparented(intermediate)
     _set_pdeathsig()
     os.setpgid(0, 0)
     out_fd, ready_fd = fds
@@ -78,17 +77,98 @@ def _run_server(req, fds, intermediate, t_request):
     os._exit(code)
 
 
+def _fork_detached(child):
+    """Double-forks child() into a process that becomes the worker's child; returns its pid."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        me = os.getpid()
+        grandchild = os.fork()
+        if grandchild == 0:
+            os.close(w)
+            try:
+                child(me)
+            finally:
+                os._exit(1)
+        os.write(w, str(grandchild).encode())
+        os._exit(0)
+    os.close(w)
+    data = os.read(r, 32)
+    os.close(r)
+    os.waitpid(pid, 0)
+    return int(data) if data else None
+
+
+def _wait_reparented(intermediate):
+    # Wait until the intermediate has exited and we belong to the worker.
+    deadline = time.monotonic() + 5
+    while os.getppid() == intermediate and time.monotonic() < deadline:
+        time.sleep(0.0005)
+
+
+class _Spare:
+    """A server process forked ahead of time, waiting for its request.
+
+    Forking a Python that has pyarrow loaded costs 50-90 ms under gVisor (the sentry copies
+    the address space twice: the double fork), against a few ms on Linux; done while the pod
+    idles, it leaves the first server's startup path. It waits on its end of a socketpair and
+    exits when the zygote goes (the socket closes) or the worker does (PDEATHSIG).
+    """
+
+    def __init__(self, worker_sock):
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+        def child(intermediate):
+            worker_sock.close()
+            self.sock.close()
+            _wait_reparented(intermediate)
+            try:
+                msg, fds, _, _ = socket.recv_fds(theirs, 1 << 20, 2)
+            except OSError:
+                os._exit(0)
+            if not msg or len(fds) != 2:
+                os._exit(0)
+            t_request, _, msg = msg.partition(b"\n")
+            _run_server(json.loads(msg), fds, None, float(t_request))
+
+        self.pid = _fork_detached(child)
+        theirs.close()
+
+    def hand(self, msg, fds, t_request):
+        """Gives the request to the spare; False when it is gone (then fork as usual)."""
+        try:
+            socket.send_fds(self.sock, [b"%f\n" % t_request + msg], fds)
+            return True
+        except OSError:
+            return False
+        finally:
+            self.sock.close()
+
+
 def main():
     fd = int(os.environ.pop("UDF_WORKER_ZYGOTE_FD"))
     sock = socket.socket(fileno=fd)
     _set_pdeathsig()
+    # Objects imported so far are never collected: keep the collector off their pages, so a
+    # forked server does not copy them (each first write to a page is a fault, and under
+    # gVisor's systrap platform a costly one).
+    gc.freeze()
+    spare = _Spare(sock)
     sock.send(b"ready")
     while True:
         try:
+            if spare is None:
+                sock.settimeout(0.5)  # quiet for a while: make the next spare
             msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 2)
-            t_request = time.time()
+        except TimeoutError:
+            sock.settimeout(None)
+            spare = _Spare(sock)
+            continue
         except (ConnectionError, OSError):
             return 0
+        sock.settimeout(None)
+        t_request = time.time()
         if not msg:
             return 0  # the worker is gone
         try:
@@ -100,25 +180,16 @@ def main():
                 os.close(f)
             sock.send(f"error {exc}".encode())
             continue
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(r)
-            sock.close()
-            me = os.getpid()
-            grandchild = os.fork()
-            if grandchild == 0:
-                os.close(w)
-                _run_server(req, fds, me, t_request)
-            os.write(w, str(grandchild).encode())
-            os._exit(0)
-        os.close(w)
-        data = os.read(r, 32)
-        os.close(r)
-        os.waitpid(pid, 0)
+        pid = None
+        if spare is not None:
+            if spare.hand(msg, fds, t_request):
+                pid = spare.pid
+            spare = None
+        if pid is None:
+            pid = _fork_detached(lambda me: (sock.close(), _run_server(req, fds, me, t_request)))
         for f in fds:
             os.close(f)
-        sock.send(b"pid " + data if data else b"error fork failed")
+        sock.send(b"pid %d" % pid if pid else b"error fork failed")
 
 
 if __name__ == "__main__":
