@@ -1,7 +1,8 @@
 """udf-worker under gVisor: `runsc --platform=systrap --network=sandbox do udf-worker ...`.
 The worker is PID 1 of the sandbox; it is reached at the sandbox's own address. Covers the
 structured form (token, NOT NULL typing, values), the script form, an os.abort() restart and
-a SIGTERM drain. Fails when runsc is not built (`make prereqs` or hack/runsc.sh builds it)."""
+a SIGTERM drain, and TCP_NODELAY on the Flight connection the server accepted (gVisor does not
+inherit it from the listener; worker/nodelay.c sets it). Fails when runsc is not built (`make prereqs` or hack/runsc.sh builds it)."""
 
 import os
 import random
@@ -39,6 +40,32 @@ def f(x):
     if x == -1:
         os.abort()
     return x + 1
+"""
+
+# The connections this server process accepted (not listening, with a peer): 1 when every one
+# has TCP_NODELAY, 0 when one has Nagle on, -1 when there is none.
+NODELAY_CODE = """
+import os, socket
+def f(x):
+    seen, worst = 0, 1
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            s = socket.socket(fileno=os.dup(int(fd)))
+        except (OSError, ValueError):
+            continue
+        try:
+            if (s.family not in (socket.AF_INET, socket.AF_INET6) or s.type != socket.SOCK_STREAM
+                    or s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)):
+                continue
+            try:
+                s.getpeername()
+            except OSError:
+                continue
+            seen += 1
+            worst = min(worst, 1 if s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) else 0)
+        finally:
+            s.close()
+    return worst if seen else -1
 """
 
 
@@ -97,6 +124,19 @@ def main():
         pids = {wl.call(w.flight_port, "f", wl.int_batch([1]), body["token"],
                         host=w.host).column(0)[0].as_py() for _ in range(6)}
         check(len(pids) == 2, f"runsc 2 processes: calls reached {len(pids)} process(es)")
+
+    # Nagle off on the accepted Flight connection: with it on, a reply's trailers wait for
+    # the client's delayed ACK (40 ms) on every other call of a reused connection.
+    body = wl.structured(function="f", handler="f", input_types=["INT"], result_type="INT",
+                         code=NODELAY_CODE)
+    w = sandboxed()
+    with w:
+        w.specialize(body)
+        st = w.wait_state()
+        got = wl.call(w.flight_port, "f", wl.int_batch([1]), body["token"],
+                      host=w.host).column(0)[0].as_py() if st["state"] == "ready" else None
+        check(got == 1, f"runsc: the accepted Flight connection has TCP_NODELAY (UDF saw {got}; "
+                        "0 = Nagle on, -1 = no connection found)")
 
     w = sandboxed()
     with w:

@@ -123,6 +123,7 @@ class _Spare:
             worker_sock.close()
             self.sock.close()
             _wait_reparented(intermediate)
+            udf_stub.warm_up()
             try:
                 msg, fds, _, _ = socket.recv_fds(theirs, 1 << 20, 2)
             except OSError:
