@@ -114,13 +114,34 @@ def pairs(title, plain, runsc, args, clients=1, new_connection=False,
     return statistics.median(ratios)
 
 
+def sandbox_ip():
+    """An address for `runsc do -ip`: a 192.168.N.0/24 that no interface here uses (other
+    sandboxes on this machine, other benchmarks' and tests' included)."""
+    used = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
+    free = [n for n in range(100, 251) if f" 192.168.{n}." not in used]
+    return f"192.168.{random.choice(free)}.2"
+
+
 def runsc_worker(**kw):
     w = wl.Worker(**kw)
-    ip = f"192.168.{random.randint(100, 250)}.2"
+    ip = sandbox_ip()
     w.host = ip
     w.args = [wl.RUNSC, "--platform=systrap", "--network=sandbox", "do", "-ip", ip, "-quiet",
               *[a.replace("127.0.0.1:", ":") for a in w.args]]
     return w
+
+
+def start(w):
+    """Starts a worker; a sandbox that does not answer is retried once on another address."""
+    try:
+        return w.start()
+    except RuntimeError:
+        if w.host == "127.0.0.1":
+            raise
+        w.stop()
+        w.host = sandbox_ip()
+        w.args[w.args.index("-ip") + 1] = w.host
+        return w.start()
 
 
 class WorkerPair:
@@ -133,7 +154,7 @@ class WorkerPair:
     def __enter__(self):
         targets = []
         for w in self.workers:
-            w.start()
+            start(w)
             w.specialize(self.body)
             st = w.wait_state()
             assert st["state"] == "ready", (st, w.logs())
@@ -185,7 +206,7 @@ def start_server(source, runsc=False):
     host, where = "127.0.0.1", f"127.0.0.1:{port}"
     cmd = [sys.executable, "-c", source, where]
     if runsc:
-        host = f"192.168.{random.randint(100, 250)}.2"
+        host = sandbox_ip()
         cmd = [wl.RUNSC, "--platform=systrap", "--network=sandbox", "do", "-ip", host,
                "-quiet", sys.executable, "-c", source, f"0.0.0.0:{port}"]
     # The same TCP_NODELAY fix as the worker's servers get (worker/nodelay.c), so that the
@@ -222,9 +243,11 @@ def pod_pairs(args):
         print(f"(pods skipped: {exc})")
         return
     tag = os.environ.get("UDF_WORKER_TAG", "dev")
-    image = f"localhost/udf-worker:{tag}"
+    image = args.pod_image or f"localhost/udf-worker:{tag}"
     env = dict(os.environ, UDF_WORKER_TAG=tag)
     for cmd in ((nl.IMAGE_SH, "worker"), (nl.IMAGE_SH, "import")):
+        if args.pod_image:
+            break  # an image already on the node, as it is
         r = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if r.returncode != 0:
             print(f"(pods skipped: {' '.join(cmd)} failed: {(r.stdout + r.stderr)[-300:]})")
@@ -274,41 +297,48 @@ def specialize_breakdown(make_worker, body, runs):
     zygote" is the hand-over of the request to the process forked ahead."""
     rows = []
     for _ in range(runs):
-        with make_worker() as w:
-            time.sleep(1.5)  # an idle pool pod: the zygote (and its spare) are warm
-            t0 = time.time()
-            status, _ = w.specialize(body)
-            assert status == 202
-            tries = 0
-            while True:
-                tries += 1
-                try:
-                    wl.call(w.flight_port, body["spec"]["handler"], wl.int_batch([1]),
-                            body["token"], host=w.host)
-                    break
-                except (flight.FlightError, pa.ArrowException):
-                    time.sleep(0.002)
-            t_end = time.time()
-            deadline = time.time() + 5
-            m = None
-            while m is None and time.time() < deadline:
-                m = re.search(r"udf_stub: startup ms t0=([0-9.]+) (.*)", w.logs())
-                time.sleep(0.02)
-            if m is None:  # a worker without the marks: the total only
-                rows.append({"total": 1000 * (t_end - t0)})
-                continue
-            marks = dict((k, float(v)) for k, v in re.findall(r"(\w+)=\+([0-9.]+)", m.group(2)))
-            t_req = float(m.group(1))
-            rows.append({
-                "total": 1000 * (t_end - t0),
-                "request": 1000 * (t_req - t0),
-                "fork": marks.get("forked", 0.0),
-                "code": marks.get("code_loaded", 0.0) - marks.get("forked", 0.0),
-                "server": marks.get("listening", 0.0) - marks.get("code_loaded", 0.0),
-                "answer": 1000 * (t_end - t_req) - marks.get("listening", 0.0),
-                "tries": tries,
-            })
+        w = make_worker()
+        start(w)
+        try:
+            rows.append(one_specialize(w, body))
+        finally:
+            w.cleanup()
     return rows
+
+
+def one_specialize(w, body):
+    time.sleep(1.5)  # an idle pool pod: the zygote (and its spare) are warm
+    t0 = time.time()
+    status, _ = w.specialize(body)
+    assert status == 202
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            wl.call(w.flight_port, body["spec"]["handler"], wl.int_batch([1]), body["token"],
+                    host=w.host)
+            break
+        except (flight.FlightError, pa.ArrowException):
+            time.sleep(0.002)
+    t_end = time.time()
+    deadline = time.time() + 5
+    m = None
+    while m is None and time.time() < deadline:
+        m = re.search(r"udf_stub: startup ms t0=([0-9.]+) (.*)", w.logs())
+        time.sleep(0.02)
+    if m is None:  # a worker without the marks: the total only
+        return {"total": 1000 * (t_end - t0)}
+    marks = dict((k, float(v)) for k, v in re.findall(r"(\w+)=\+([0-9.]+)", m.group(2)))
+    t_req = float(m.group(1))
+    return {
+        "total": 1000 * (t_end - t0),
+        "request": 1000 * (t_req - t0),
+        "fork": marks.get("forked", 0.0),
+        "code": marks.get("code_loaded", 0.0) - marks.get("forked", 0.0),
+        "server": marks.get("listening", 0.0) - marks.get("code_loaded", 0.0),
+        "answer": 1000 * (t_end - t_req) - marks.get("listening", 0.0),
+        "tries": tries,
+    }
 
 
 def print_breakdown(title, rows):
@@ -334,6 +364,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="5 short pairs, fewer references")
     ap.add_argument("--no-pods", action="store_true", help="skip the pods on the local node")
+    ap.add_argument("--pod-image", help="run the pods from this image already on the node "
+                    "(default: build localhost/udf-worker:$UDF_WORKER_TAG, or :dev, from bin/)")
     args = ap.parse_args()
     args.pairs = 5 if args.quick else 7
     args.seconds = 0.5 if args.quick else 1.2
