@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,10 @@
 #include "log.h"
 
 #define PROXY_BUF (256 * 1024)
+/* Buffers of closed connections kept for the next ones: a new buffer is a fresh mapping
+ * (glibc maps allocations this large), and under gVisor each of its first-touched pages is
+ * a fault the sentry serves; Databend may open a connection per 65,536-row call. */
+#define PROXY_KEEP_BUFS 16
 
 struct conn;
 
@@ -54,7 +59,22 @@ struct proxy {
 	int next;
 	/* Closed during one epoll batch, freed after it: later events may still name them. */
 	struct conn *closed;
+	char *bufs[PROXY_KEEP_BUFS]; /* kept buffers, touched by the proxy thread only */
+	int nbufs;
 };
+
+static char *buf_get(struct proxy *p)
+{
+	return p->nbufs > 0 ? p->bufs[--p->nbufs] : malloc(PROXY_BUF);
+}
+
+static void buf_put(struct proxy *p, char *buf)
+{
+	if (buf && p->nbufs < PROXY_KEEP_BUFS)
+		p->bufs[p->nbufs++] = buf;
+	else
+		free(buf);
+}
 
 void proxy_set_backend(struct proxy *p, int i, int port, int up)
 {
@@ -99,7 +119,7 @@ static void conn_close(struct proxy *p, struct conn *c)
 			close(c->fd[s]);
 			c->fd[s] = -1;
 		}
-		free(c->buf[s]);
+		buf_put(p, c->buf[s]);
 		c->buf[s] = NULL;
 	}
 	pthread_mutex_lock(&p->lock);
@@ -189,6 +209,22 @@ static int pump(struct proxy *p, struct conn *c)
 	return 0;
 }
 
+/*
+ * A loopback connect usually completes inside connect() even when that says EINPROGRESS:
+ * checking at once saves an epoll round before the client's first bytes (its HTTP/2
+ * preface, usually already here) move on.
+ */
+static int connected_now(int fd)
+{
+	struct pollfd pf = {.fd = fd, .events = POLLOUT};
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (poll(&pf, 1, 0) != 1 || !(pf.revents & POLLOUT))
+		return 0;
+	return getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+}
+
 static void on_accept(struct proxy *p)
 {
 	struct sockaddr_in to = {.sin_family = AF_INET};
@@ -217,8 +253,8 @@ static void on_accept(struct proxy *p)
 		c->fd[1] = -1;
 		c->fd[0] = fd;
 		c->fd[1] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		c->buf[0] = malloc(PROXY_BUF);
-		c->buf[1] = malloc(PROXY_BUF);
+		c->buf[0] = buf_get(p);
+		c->buf[1] = buf_get(p);
 		if (c->fd[1] < 0 || !c->buf[0] || !c->buf[1]) {
 			conn_close(p, c);
 			continue;
@@ -232,7 +268,7 @@ static void on_accept(struct proxy *p)
 				conn_close(p, c);
 				continue;
 			}
-			c->connecting = 1;
+			c->connecting = !connected_now(c->fd[1]);
 		}
 		for (s = 0; s < 2; s++) {
 			c->end[s].c = c;
@@ -372,5 +408,7 @@ void proxy_stop(struct proxy *p)
 	close(p->listen_fd);
 	close(p->epoll_fd);
 	close(p->stop_fd);
+	while (p->nbufs > 0)
+		free(p->bufs[--p->nbufs]);
 	/* Open connections die with the process; the worker exits right after this. */
 }

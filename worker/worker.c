@@ -1334,7 +1334,8 @@ static void preload_nodelay(void)
 /*
  * With a read-only root filesystem the image's HOME is not writable: children get one under
  * the run directory, and a TMPDIR there when /tmp is not writable either. pip keeps no cache
- * (one pod serves one function once). Called before any thread starts (setenv).
+ * (one pod serves one function once); glibc keeps freed heap memory (see below). Called
+ * before any thread starts (setenv).
  */
 static int writable_env(const struct worker_options *opts)
 {
@@ -1360,6 +1361,14 @@ static int writable_env(const struct worker_options *opts)
 		log_info("worker", "/tmp is not writable: children use TMPDIR=%s", path);
 	}
 	setenv("PIP_NO_CACHE_DIR", "1", 0);
+	/*
+	 * glibc gives the top of its heap back after each 65,536-row call (a list of that many
+	 * values is 512 KiB) and takes it again on the next; under gVisor each page taken again
+	 * is a fault the sentry serves. Keeping up to 128 MiB and growing by 16 MiB made a call
+	 * about 12% faster under runsc. Set in the container's environment, other values win.
+	 */
+	setenv("MALLOC_TRIM_THRESHOLD_", "134217728", 0);
+	setenv("MALLOC_TOP_PAD_", "16777216", 0);
 	preload_nodelay();
 	return 0;
 }
