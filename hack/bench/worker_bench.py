@@ -4,7 +4,9 @@ on time.
 Production runs every UDF under gVisor, so the headline numbers compare the same worker under
 `runsc --platform=systrap --network=sandbox` with a plain process, measured as interleaved
 pairs (plain, runsc, plain, runsc, ...; both stay up between turns) so that the machine's
-drift lands on both sides of each pair; each case ends with the median of the pair ratios:
+drift lands on both sides of each pair; each case ends with the median of the pair ratios
+(read it with the load average printed beside the case: with many more runnable threads than
+cores, the sandbox's many threads win it a larger share of the CPU and the ratio goes above 1):
 
     runsc/plain median pair ratio: 0.NN (N pairs)
 
@@ -96,13 +98,14 @@ def pairs(title, plain, runsc, args, clients=1, new_connection=False,
           names=("plain", "runsc")):
     """Interleaved pairs; prints both sides' medians and the median pair ratio."""
     ratios, ps, rs = [], [], []
+    load0 = os.getloadavg()[0]
     for _ in range(args.pairs):
         p = rate(plain, args.seconds, clients, new_connection)
         r = rate(runsc, args.seconds, clients, new_connection)
         ps.append(p)
         rs.append(r)
         ratios.append(r / p)
-    print(f"-- {title}", flush=True)
+    print(f"-- {title} (load average {load0:.1f} -> {os.getloadavg()[0]:.1f})", flush=True)
     line(f"   {names[0]} (median of {len(ps)})", statistics.median(ps), "rows/s",
          f"{ROWS * 1000 / statistics.median(ps):.1f} ms per {ROWS}-row call"
          if clients == 1 else "")
