@@ -18,6 +18,9 @@
 #include "leader.h"
 #include "log.h"
 #include "naming.h"
+#include "controllers/pool.h"
+#include "kube/informer.h"
+#include "udf/labels.h"
 #include "rest.h"
 #include "rpc.h"
 #include "resource_service.h"
@@ -38,6 +41,10 @@ struct options {
 	const char *leader_id;
 	enum log_level log_level;
 	enum log_format log_format;
+	/* ---- warm pools (issue 12) ---- */
+	const char *worker_image;
+	const char *allowed_runtime_classes;
+	const char *default_pool;
 };
 
 struct operator_state {
@@ -48,6 +55,7 @@ struct operator_state {
 	atomic_llong probes_failed;
 	atomic_int leading;
 	char server_version[64];
+	struct pool_controller *pools; /* warm pools (issue 12): started when leading */
 };
 
 static void usage(FILE *out)
@@ -75,6 +83,12 @@ static void usage(FILE *out)
 	    "                              namespace in cluster, else the kubeconfig\n"
 	    "                              context's)\n"
 	    "  --leader-election-id NAME   the Lease's name (default udf-operator)\n"
+	    "  --worker-image IMAGE        image of pools without spec.runtime.image (default\n"
+	    "                              localhost/udf-worker:dev)\n"
+	    "  --allowed-runtime-classes LIST  comma list of runtime classes a pool may use\n"
+	    "                              (default gvisor)\n"
+	    "  --default-pool NS/NAME      pool of functions without poolRef (default\n"
+	    "                              udf-sandboxes/default)\n"
 	    "  --health-bind-address ADDR  HTTP /healthz, /readyz, /metrics (default :8081;\n"
 	    "                              0 disables)\n"
 	    "  --log-format text|json      log line format (default text)\n"
@@ -97,7 +111,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 		OPT_NS_PREFIX,
 		OPT_LEADER_ELECT,
 		OPT_LEADER_NS,
-		OPT_LEADER_ID
+		OPT_LEADER_ID,
+		OPT_WORKER_IMAGE,
+		OPT_ALLOWED_RC,
+		OPT_DEFAULT_POOL
 	};
 	static const struct option longopts[] = {
 	    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
@@ -109,6 +126,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"leader-elect", optional_argument, NULL, OPT_LEADER_ELECT},
 	    {"leader-election-namespace", required_argument, NULL, OPT_LEADER_NS},
 	    {"leader-election-id", required_argument, NULL, OPT_LEADER_ID},
+	    {"worker-image", required_argument, NULL, OPT_WORKER_IMAGE},
+	    {"allowed-runtime-classes", required_argument, NULL, OPT_ALLOWED_RC},
+	    {"default-pool", required_argument, NULL, OPT_DEFAULT_POOL},
 	    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 	    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	    {"version", no_argument, NULL, OPT_VERSION},
@@ -157,6 +177,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_LEADER_ID:
 			o->leader_id = optarg;
 			break;
+		case OPT_WORKER_IMAGE:
+			o->worker_image = optarg;
+			break;
+		case OPT_ALLOWED_RC:
+			o->allowed_runtime_classes = optarg;
+			break;
+		case OPT_DEFAULT_POOL:
+			o->default_pool = optarg;
+			break;
 		case OPT_LOG_FORMAT:
 			if (log_parse_format(optarg, &o->log_format) < 0) {
 				fprintf(stderr,
@@ -201,6 +230,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 			"udf-operator: --tenant-namespace-prefix must be 1 to %d of a-z, 0-9 "
 			"and -, starting with a letter, not \"%s\"\n",
 			NAMING_PREFIX_MAX, o->tenant_ns_prefix);
+		return -EINVAL;
+	}
+	if (!*o->worker_image || !*o->allowed_runtime_classes ||
+	    strchr(o->default_pool, '/') == NULL) {
+		fprintf(stderr, "udf-operator: --worker-image and --allowed-runtime-classes must "
+				"not be empty; --default-pool is NAMESPACE/NAME\n");
 		return -EINVAL;
 	}
 	if (!o->grpc_tls_cert != !o->grpc_tls_key) {
@@ -285,8 +320,13 @@ static void http_handler(const char *path, int *status, char **body, const char 
 			 "udf_operator_leader %d\n",
 			 atomic_load(&st->reachable), (long long)atomic_load(&st->probes_ok),
 			 (long long)atomic_load(&st->probes_failed), atomic_load(&st->leading));
+		char *pools = st->pools ? pool_controller_metrics(st->pools) : NULL;
+		size_t n = strlen(buf) + (pools ? strlen(pools) : 0) + 1;
+		*body = malloc(n);
+		if (*body)
+			snprintf(*body, n, "%s%s", buf, pools ? pools : "");
+		free(pools);
 		*status = 200;
-		*body = strdup(buf);
 		*ctype = "text/plain; version=0.0.4";
 	} else {
 		*status = 404;
@@ -298,6 +338,8 @@ static void on_started_leading(void *arg)
 	struct operator_state *st = arg;
 	atomic_store(&st->leading, 1);
 	log_info("main", "leading: this replica reconciles");
+	if (st->pools && pool_controller_start(st->pools) < 0)
+		log_error("main", "cannot start the UdfWarmPool controller");
 }
 
 static void on_new_leader(void *arg, const char *identity)
@@ -341,6 +383,9 @@ int main(int argc, char **argv)
 	    .tenant_ns_prefix = "udf-",
 	    .log_level = LOG_LEVEL_INFO,
 	    .log_format = LOG_FORMAT_TEXT,
+	    .worker_image = "localhost/udf-worker:dev",
+	    .allowed_runtime_classes = "gvisor",
+	    .default_pool = "udf-sandboxes/default",
 	};
 	struct operator_state st = {0};
 	struct kube_config *cfg = NULL;
@@ -348,6 +393,7 @@ int main(int argc, char **argv)
 	struct functions *fns = NULL;
 	struct httpd *http = NULL;
 	struct kube_leader *leader = NULL;
+	struct kube_informers *loop = NULL;
 	char err[512] = "";
 	int rc = EXIT_FAILURE;
 	sigset_t sigs;
@@ -397,9 +443,41 @@ int main(int argc, char **argv)
 	}
 	log_info("main", "gRPC listening on %s (port %d, %s)", o.grpc_bind, rpc_server_port(rpc),
 		 o.grpc_tls_cert ? "TLS" : "plaintext");
+	/* ---- warm pools (issue 12): the shared informer loop and the UdfWarmPool controller,
+	 * which reconciles only while this replica leads. ---- */
+	{
+		static const struct kube_res res_pools = {"apis/udf.sandbox.io/v1alpha1",
+							  "udfwarmpools"};
+		static const struct kube_res res_pods = {"api/v1", "pods"};
+		static const char *const pod_index[] = {UDF_LABEL_POOL, NULL};
+		struct kube_informer *pools = NULL, *pods = NULL;
+		struct kube_informer_opts po = {.res = &res_pools};
+		struct kube_informer_opts so = {
+		    .res = &res_pods,
+		    .label_selector = UDF_LABEL_MANAGED_BY "=" UDF_MANAGER,
+		    .index_labels = pod_index,
+		};
+		struct pool_controller_opts pco = {
+		    .kube = st.kube,
+		    .worker_image = o.worker_image,
+		    .allowed_runtime_classes = o.allowed_runtime_classes,
+		};
+		if (kube_informers_new(st.kube, &loop) < 0 ||
+		    kube_informer_add(loop, &po, &pools) < 0 ||
+		    kube_informer_add(loop, &so, &pods) < 0 ||
+		    (pco.pools = pools, pco.pods = pods,
+		     pool_controller_new(&pco, &st.pools) < 0) ||
+		    kube_informers_start(loop) < 0) {
+			log_error("main", "cannot start the UdfWarmPool controller's informers");
+			goto out_pools;
+		}
+		if (!o.leader_elect && pool_controller_start(st.pools) < 0)
+			goto out_pools;
+	}
+	/* ---- end warm pools ---- */
 	if (httpd_start(o.health_bind, http_handler, &st, &http, err, sizeof(err)) < 0) {
 		log_error("main", "health endpoint: %s", err);
-		goto out_rpc;
+		goto out_pools;
 	}
 	if (http)
 		log_info("main", "HTTP /healthz /readyz /metrics on %s (port %d)", o.health_bind,
@@ -426,6 +504,10 @@ int main(int argc, char **argv)
 	}
 out_http:
 	httpd_stop(http);
+out_pools:
+	pool_controller_stop(st.pools); /* its workers read the informers */
+	kube_informers_free(loop);
+	pool_controller_free(st.pools);
 out_rpc:
 	functions_shutdown(fns); /* parked calls answer now, so the server need not wait */
 	rpc_server_stop(rpc, 5000);
