@@ -59,6 +59,14 @@ int control_handle(int status_vhost, const char *method, const char *path,
 		}
 		return *out ? 0 : -ENOMEM;
 	}
+	if (strcmp(path, "/readyz") == 0) {
+		int ready = worker_readyz();
+
+		*status = strcmp(method, "GET") != 0 ? 405 : ready ? 200 : 503;
+		*content_type = "text/plain";
+		*out = dup_text(*status == 405 ? "method not allowed" : ready ? "ok" : "not ready");
+		return *out ? 0 : -ENOMEM;
+	}
 	if (strcmp(path, "/healthz") == 0) {
 		*status = strcmp(method, "GET") == 0 ? 200 : 405;
 		*content_type = "text/plain";
@@ -139,6 +147,8 @@ static void session_reset(struct session *s)
 	 * before sending a request (a kubelet tcpSocket probe does exactly that). */
 	if (!s)
 		return;
+	if (s->auth) /* a control token: do not leave it in freed memory */
+		explicit_bzero(s->auth, strlen(s->auth));
 	free(s->auth);
 	free(s->body);
 	free(s->resp);

@@ -1,7 +1,8 @@
 /*
  * control: the worker's two HTTP/1.1 listeners, on libwebsockets.
  *
- *   control port: GET /healthz (open), POST /v1/specialize and GET /v1/status (bearer token)
+ *   control port: GET /healthz and GET /readyz (open), POST /v1/specialize and
+ *                 GET /v1/status (bearer token)
  *   status port:  GET /health ("1" once serving) and GET /stats (request counts)
  *
  * control_run() serves on the calling thread until worker_done(); bodies are capped at

@@ -22,6 +22,8 @@ static void usage(FILE *f)
 	    "  --status-port N              /health and /stats port (default 8080)\n"
 	    "  --control-token-file PATH    bearer token of the control API\n"
 	    "                               (default /var/run/udf-sandbox/control-token)\n"
+	    "  --control-token-sha256-file PATH  instead of --control-token-file: the hex\n"
+	    "                               sha256 of the token (the pod never holds the token)\n"
 	    "  --work-dir DIR               where the UDF's files go (default /app)\n"
 	    "  --python PATH                Python with pyarrow and databend-udf (default\n"
 	    "                               $UDF_PYTHON, else python3)\n"
@@ -142,6 +144,7 @@ int options_parse(int argc, char **argv, struct worker_options *o)
 		OPT_FLIGHT,
 		OPT_STATUS,
 		OPT_TOKEN,
+		OPT_TOKEN_SHA256,
 		OPT_WORK,
 		OPT_PYTHON,
 		OPT_PROCESSES,
@@ -162,6 +165,7 @@ int options_parse(int argc, char **argv, struct worker_options *o)
 	    {"flight-port", required_argument, NULL, OPT_FLIGHT},
 	    {"status-port", required_argument, NULL, OPT_STATUS},
 	    {"control-token-file", required_argument, NULL, OPT_TOKEN},
+	    {"control-token-sha256-file", required_argument, NULL, OPT_TOKEN_SHA256},
 	    {"work-dir", required_argument, NULL, OPT_WORK},
 	    {"python", required_argument, NULL, OPT_PYTHON},
 	    {"processes", required_argument, NULL, OPT_PROCESSES},
@@ -179,7 +183,7 @@ int options_parse(int argc, char **argv, struct worker_options *o)
 	    {NULL, 0, NULL, 0},
 	};
 	long long v;
-	int c;
+	int c, token_file_given = 0;
 
 	memset(o, 0, sizeof(*o));
 	o->control_port = 9000;
@@ -227,6 +231,10 @@ int options_parse(int argc, char **argv, struct worker_options *o)
 			break;
 		case OPT_TOKEN:
 			o->control_token_file = optarg;
+			token_file_given = 1;
+			break;
+		case OPT_TOKEN_SHA256:
+			o->control_token_sha256_file = optarg;
 			break;
 		case OPT_WORK:
 			o->work_dir = optarg;
@@ -287,6 +295,11 @@ int options_parse(int argc, char **argv, struct worker_options *o)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "udf-worker: unexpected argument \"%s\"\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (token_file_given && o->control_token_sha256_file) {
+		fprintf(stderr, "udf-worker: give one of --control-token-file and "
+				"--control-token-sha256-file, not both\n");
 		return -EINVAL;
 	}
 	if (o->processes == 0)

@@ -3,6 +3,9 @@
  *
  * options_parse() fills struct worker_options from argv (getopt_long, so it is not
  * reentrant); the strings it holds point into argv or static defaults and need no freeing.
+ * The control token comes from one of --control-token-file (the token itself; the default
+ * path applies when neither flag is given) and --control-token-sha256-file (only its
+ * sha256, so the pod never holds the token); giving both is an error.
  */
 #ifndef UDF_WORKER_OPTIONS_H
 #define UDF_WORKER_OPTIONS_H
@@ -16,7 +19,8 @@ struct worker_options {
 	int control_port;
 	int flight_port;
 	int status_port;
-	const char *control_token_file;
+	const char *control_token_file;	       /* used when the next one is NULL */
+	const char *control_token_sha256_file; /* hex sha256 of the token; NULL: unused */
 	const char *work_dir;
 	const char *python;
 	int processes; /* 0: from the cgroup's CPU limit, else the cores seen */

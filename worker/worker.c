@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/evp.h>
 
 #include "imports.h"
 #include "log.h"
@@ -147,30 +148,87 @@ int worker_token_equal(const char *a, const char *b)
 	return diff == 0 && la > 0;
 }
 
+/* Reads a small file (a mounted token or hash) into buf, trailing whitespace dropped.
+ * Returns its length, or -1 after logging why. */
+static ssize_t read_token_file(const char *path, char *buf, size_t size)
+{
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		log_warn("control", "cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n < 0) {
+		log_warn("control", "cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	return n;
+}
+
+int worker_token_matches_sha256(const char *token, const char *want_hex)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[32];
+	char got[65], want[65];
+	unsigned int md_len = 0;
+	size_t i;
+	int ok;
+
+	if (!token[0] || strlen(want_hex) != 64)
+		return 0;
+	for (i = 0; i < 64; i++) {
+		char c = want_hex[i];
+
+		if (c >= 'A' && c <= 'F')
+			c = (char)(c - 'A' + 'a');
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return 0;
+		want[i] = c;
+	}
+	want[64] = '\0';
+	if (!EVP_Digest(token, strlen(token), md, &md_len, EVP_sha256(), NULL) || md_len != 32)
+		return 0;
+	for (i = 0; i < 32; i++) {
+		got[2 * i] = hex[md[i] >> 4];
+		got[2 * i + 1] = hex[md[i] & 15];
+	}
+	got[64] = '\0';
+	ok = worker_token_equal(got, want);
+	explicit_bzero(md, sizeof(md));
+	return ok;
+}
+
 int worker_check_authorization(const char *header)
 {
-	char token[1024];
+	char buf[1024];
 	ssize_t n;
-	int fd, ok;
+	int ok;
 
 	if (!header || strncmp(header, "Bearer ", 7) != 0)
 		return 0;
-	/* Re-read on every call: the mounted Secret may rotate. */
-	fd = open(w.opts->control_token_file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		log_warn("control", "cannot read the control token %s: %s",
-			 w.opts->control_token_file, strerror(errno));
-		return 0;
+	/* Re-read on every call: the mounted Secret or annotation may change. */
+	if (w.opts->control_token_sha256_file) {
+		n = read_token_file(w.opts->control_token_sha256_file, buf, sizeof(buf));
+		if (n < 0)
+			return 0;
+		if (n != 64) {
+			log_warn("control", "%s: not a hex sha256 (%zd characters)",
+				 w.opts->control_token_sha256_file, n);
+			return 0;
+		}
+		return worker_token_matches_sha256(header + 7, buf);
 	}
-	n = read(fd, token, sizeof(token) - 1);
-	close(fd);
+	n = read_token_file(w.opts->control_token_file, buf, sizeof(buf));
 	if (n <= 0)
 		return 0;
-	token[n] = '\0';
-	while (n > 0 && (token[n - 1] == '\n' || token[n - 1] == '\r' || token[n - 1] == ' '))
-		token[--n] = '\0';
-	ok = worker_token_equal(header + 7, token);
-	explicit_bzero(token, sizeof(token));
+	ok = worker_token_equal(header + 7, buf);
+	explicit_bzero(buf, sizeof(buf));
 	return ok;
 }
 
@@ -525,8 +583,13 @@ static void build_server_env(struct envp *e, int slot)
 		snprintf(buf, sizeof(buf), "%s/bin:%s", w.opts->run_dir,
 			 old ? old : "/usr/local/bin:/usr/bin:/bin");
 		env_add(e, "PATH", buf);
-		snprintf(buf, sizeof(buf), "%s/hook:%s", w.opts->runtime_dir, w.opts->runtime_dir);
+		snprintf(buf, sizeof(buf), "%s/hook:%s:%s/.packages", w.opts->runtime_dir,
+			 w.opts->runtime_dir, w.opts->work_dir);
 		env_add(e, "PYTHONPATH", buf);
+		/* The script's own `python -m pip install` lands in the work directory (the venv
+		 * is on a read-only root filesystem), on the path above. */
+		snprintf(buf, sizeof(buf), "%s/.packages", w.opts->work_dir);
+		env_add(e, "PIP_TARGET", buf);
 		if (w.slots[slot].backend_port)
 			snprintf(buf, sizeof(buf), "127.0.0.1:%d", w.slots[slot].backend_port);
 		else
@@ -1204,6 +1267,21 @@ int worker_ready(void)
 	return r;
 }
 
+int worker_readyz(void)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&w.lock);
+	if (!w.draining) {
+		if (w.state == STATE_IDLE)
+			r = !w.opts->zygote || w.zygote_ready;
+		else if (w.state == STATE_READY)
+			r = serving_count() > 0;
+	}
+	pthread_mutex_unlock(&w.lock);
+	return r;
+}
+
 int worker_done(void)
 {
 	int d;
@@ -1220,6 +1298,38 @@ void worker_set_wakeup(void (*fn)(void))
 }
 
 /* ---- the supervisor loop ------------------------------------------------------------------ */
+
+/*
+ * With a read-only root filesystem the image's HOME is not writable: children get one under
+ * the run directory, and a TMPDIR there when /tmp is not writable either. pip keeps no cache
+ * (one pod serves one function once). Called before any thread starts (setenv).
+ */
+static int writable_env(const struct worker_options *opts)
+{
+	const char *home = getenv("HOME"), *tmp = getenv("TMPDIR");
+	char path[4200];
+	int rc;
+
+	if (!home || !*home || access(home, W_OK) != 0) {
+		snprintf(path, sizeof(path), "%s/home", opts->run_dir);
+		rc = mkdirs(path);
+		if (rc)
+			return rc;
+		setenv("HOME", path, 1);
+		log_info("worker", "HOME %s is not writable: children use %s",
+			 home ? home : "(unset)", path);
+	}
+	if ((!tmp || !*tmp) && access("/tmp", W_OK) != 0) {
+		snprintf(path, sizeof(path), "%s/tmp", opts->run_dir);
+		rc = mkdirs(path);
+		if (rc)
+			return rc;
+		setenv("TMPDIR", path, 1);
+		log_info("worker", "/tmp is not writable: children use TMPDIR=%s", path);
+	}
+	setenv("PIP_NO_CACHE_DIR", "1", 0);
+	return 0;
+}
 
 int worker_init(const struct worker_options *opts)
 {
@@ -1243,7 +1353,13 @@ int worker_init(const struct worker_options *opts)
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	if (pipe2(w.kick_fd, O_CLOEXEC | O_NONBLOCK) != 0)
 		return -errno;
+	/* A UDF runs as our uid: it must not read our memory (a token passing through) nor
+	 * ptrace us. Children are exec'd, which makes them dumpable again. */
+	prctl(PR_SET_DUMPABLE, 0);
 	rc = mkdirs(opts->run_dir);
+	if (rc)
+		return rc;
+	rc = writable_env(opts);
 	if (rc)
 		return rc;
 	/* `python` and `python3` for the script form: the configured interpreter. */

@@ -42,8 +42,22 @@ char *worker_stats_json(void);
 /* 1 while every server process serves. */
 int worker_ready(void);
 
-/* 1 when header is "Bearer <the control token>" (compared in constant time). */
+/*
+ * The readiness probe (GET /readyz): 1 while idle with the zygote warm (or idle without a
+ * zygote, --no-zygote: nothing to warm), or specialized with a process serving; 0 while the
+ * zygote imports, while specializing, once failed, and while draining.
+ */
+int worker_readyz(void);
+
+/*
+ * 1 when header is "Bearer <the control token>": compared in constant time with the
+ * --control-token-file, or, with --control-token-sha256-file, the token's sha256 compared
+ * in constant time with the file's hex digest. Both files are re-read on each call.
+ */
 int worker_check_authorization(const char *header);
+
+/* 1 when sha256(token) is want_hex (64 hex digits, either case); token must not be empty. */
+int worker_token_matches_sha256(const char *token, const char *want_hex);
 
 /* Constant-time comparison of two NUL-terminated strings; 1 when equal. */
 int worker_token_equal(const char *a, const char *b);

@@ -96,12 +96,45 @@ static void token_compare(void **state)
 	assert_false(worker_token_equal("", ""));
 }
 
+static void token_sha256_flag(void **state)
+{
+	char *a[] = {"udf-worker",
+		     "--control-token-sha256-file=/etc/udf-worker/control/token-sha256", NULL};
+	char *both[] = {"udf-worker", "--control-token-file=/x", "--control-token-sha256-file=/y",
+			NULL};
+	struct worker_options o;
+
+	assert_int_equal(options_parse(2, a, &o), 0);
+	assert_string_equal(o.control_token_sha256_file, "/etc/udf-worker/control/token-sha256");
+	assert_int_equal(options_parse(3, both, &o), -22);
+	assert_int_equal(options_parse(1, a, &o), 0);
+	assert_null(o.control_token_sha256_file);
+}
+
+static void token_sha256(void **state)
+{
+	/* sha256("abc"), FIPS 180-2's first example */
+	const char *abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+	const char *upper = "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD";
+
+	assert_true(worker_token_matches_sha256("abc", abc));
+	assert_true(worker_token_matches_sha256("abc", upper));
+	assert_false(worker_token_matches_sha256("abd", abc));
+	assert_false(worker_token_matches_sha256(abc, abc)); /* the hash is not the token */
+	assert_false(worker_token_matches_sha256("", "e3b0c44298fc1c149afbf4c8996fb924"
+						     "27ae41e4649b934ca495991b7852b855"));
+	assert_false(worker_token_matches_sha256("abc", "ba7816bf"));
+	assert_false(worker_token_matches_sha256("abc", "xa7816bf8f01cfea414140de5dae2223b00361a3"
+							"96177a9cb410ff61f20015ad"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(defaults),	     cmocka_unit_test(flags),
 	    cmocka_unit_test(bad_flags),     cmocka_unit_test(addresses),
-	    cmocka_unit_test(token_compare),
+	    cmocka_unit_test(token_compare), cmocka_unit_test(token_sha256_flag),
+	    cmocka_unit_test(token_sha256),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

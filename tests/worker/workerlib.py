@@ -37,7 +37,7 @@ def free_port():
 class Worker:
     """One udf-worker process with private ports and directories."""
 
-    def __init__(self, processes=1, zygote=True, extra_args=(), control_token=None):
+    def __init__(self, processes=1, zygote=True, extra_args=(), control_token=None, env=None):
         self.dir = tempfile.mkdtemp(prefix="udf-worker-test-")
         self.control_port = free_port()
         self.flight_port = free_port()
@@ -65,11 +65,13 @@ class Worker:
             *([] if zygote else ["--no-zygote"]),
             *extra_args,
         ]
+        self.env = env  # None: ours
         self.proc = None
 
     def start(self):
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=self.env)
         self.wait_http()
         return self
 
