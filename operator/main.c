@@ -45,6 +45,7 @@ struct options {
 	const char *worker_image;
 	const char *allowed_runtime_classes;
 	const char *default_pool;
+	const char *pool_selector;
 };
 
 struct operator_state {
@@ -89,6 +90,8 @@ static void usage(FILE *out)
 	    "                              (default gvisor)\n"
 	    "  --default-pool NS/NAME      pool of functions without poolRef (default\n"
 	    "                              udf-sandboxes/default)\n"
+	    "  --pool-selector SELECTOR    reconcile only the pools with these labels (tests\n"
+	    "                              that share a cluster; default: every pool)\n"
 	    "  --health-bind-address ADDR  HTTP /healthz, /readyz, /metrics (default :8081;\n"
 	    "                              0 disables)\n"
 	    "  --log-format text|json      log line format (default text)\n"
@@ -114,7 +117,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		OPT_LEADER_ID,
 		OPT_WORKER_IMAGE,
 		OPT_ALLOWED_RC,
-		OPT_DEFAULT_POOL
+		OPT_DEFAULT_POOL,
+		OPT_POOL_SELECTOR
 	};
 	static const struct option longopts[] = {
 	    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
@@ -129,6 +133,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"worker-image", required_argument, NULL, OPT_WORKER_IMAGE},
 	    {"allowed-runtime-classes", required_argument, NULL, OPT_ALLOWED_RC},
 	    {"default-pool", required_argument, NULL, OPT_DEFAULT_POOL},
+	    {"pool-selector", required_argument, NULL, OPT_POOL_SELECTOR},
 	    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 	    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	    {"version", no_argument, NULL, OPT_VERSION},
@@ -185,6 +190,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_DEFAULT_POOL:
 			o->default_pool = optarg;
+			break;
+		case OPT_POOL_SELECTOR:
+			o->pool_selector = optarg;
 			break;
 		case OPT_LOG_FORMAT:
 			if (log_parse_format(optarg, &o->log_format) < 0) {
@@ -451,7 +459,8 @@ int main(int argc, char **argv)
 		static const struct kube_res res_pods = {"api/v1", "pods"};
 		static const char *const pod_index[] = {UDF_LABEL_POOL, NULL};
 		struct kube_informer *pools = NULL, *pods = NULL;
-		struct kube_informer_opts po = {.res = &res_pools};
+		struct kube_informer_opts po = {.res = &res_pools,
+						.label_selector = o.pool_selector};
 		struct kube_informer_opts so = {
 		    .res = &res_pods,
 		    .label_selector = UDF_LABEL_MANAGED_BY "=" UDF_MANAGER,

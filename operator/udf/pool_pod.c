@@ -30,6 +30,8 @@ static const char pod_template[] =
     "{\"name\":\"status\",\"containerPort\":8080,\"protocol\":\"TCP\"}],"
     "\"readinessProbe\":{\"httpGet\":{\"path\":\"/readyz\",\"port\":9000},"
     "\"periodSeconds\":1,\"failureThreshold\":1,\"timeoutSeconds\":1},"
+    "\"livenessProbe\":{\"httpGet\":{\"path\":\"/healthz\",\"port\":9000},"
+    "\"periodSeconds\":10},"
     "\"securityContext\":{\"readOnlyRootFilesystem\":true,\"allowPrivilegeEscalation\":false,"
     "\"runAsNonRoot\":true,\"capabilities\":{\"drop\":[\"ALL\"]},"
     "\"seccompProfile\":{\"type\":\"RuntimeDefault\"}},"
@@ -38,7 +40,7 @@ static const char pod_template[] =
     "{\"name\":\"control\",\"mountPath\":\"" POOL_TOKEN_DIR "\",\"readOnly\":true}]}],"
     /* The worker's two writable places (worker/README.md); both count against the pod's
      * ephemeral-storage limit. */
-    "\"volumes\":[{\"name\":\"app\",\"emptyDir\":{\"sizeLimit\":\"1Gi\"}},"
+    "\"volumes\":[{\"name\":\"app\",\"emptyDir\":{\"sizeLimit\":\"512Mi\"}},"
     "{\"name\":\"tmp\",\"emptyDir\":{\"sizeLimit\":\"256Mi\"}},"
     "{\"name\":\"control\",\"downwardAPI\":{\"items\":[{\"path\":\"" POOL_TOKEN_FILE "\","
     "\"fieldRef\":{\"fieldPath\":\"metadata.annotations['" UDF_ANNO_CONTROL_TOKEN_SHA256
@@ -47,9 +49,9 @@ static const char pod_template[] =
 /* Used for a resource the pool's spec.runtime.resources does not name. An idle worker with its
  * zygote is about 80-100 MiB; ephemeral storage covers both emptyDirs and the logs. */
 static const char *const default_requests[][2] = {
-    {"cpu", "100m"}, {"memory", "128Mi"}, {"ephemeral-storage", "64Mi"}};
+    {"cpu", "100m"}, {"memory", "256Mi"}, {"ephemeral-storage", "256Mi"}};
 static const char *const default_limits[][2] = {
-    {"cpu", "1"}, {"memory", "512Mi"}, {"ephemeral-storage", "1536Mi"}};
+    {"cpu", "1"}, {"memory", "512Mi"}, {"ephemeral-storage", "1Gi"}};
 
 int pool_pod_runtime_class(const cJSON *pool, const char *allowed, const char **rc)
 {

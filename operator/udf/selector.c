@@ -102,10 +102,12 @@ int udf_pool_admits_namespace(const cJSON *pool, const cJSON *ns_obj, int *admit
 	*admitted = 0;
 	const cJSON *sel = k8s_get(pool, "spec.functionNamespaceSelector");
 	const char *ns = k8s_str(ns_obj, "metadata.name");
-	if (!sel || cJSON_IsNull(sel)) {
-		const char *pool_ns = k8s_str(pool, "metadata.namespace");
-		*admitted = ns && pool_ns && strcmp(ns, pool_ns) == 0;
+	const char *pool_ns = k8s_str(pool, "metadata.namespace");
+	if (ns && pool_ns && strcmp(ns, pool_ns) == 0) {
+		*admitted = 1; /* a pool always serves its own namespace */
 		return 0;
 	}
+	if (!sel || cJSON_IsNull(sel))
+		return 0;
 	return udf_selector_matches(sel, k8s_get(ns_obj, "metadata.labels"), admitted);
 }

@@ -20,10 +20,10 @@
  * cannot be read admits nothing. */
 int udf_selector_matches(const cJSON *selector, const cJSON *labels, int *match);
 
-/* May functions in the namespace ns_obj (a Namespace object) claim from pool? With no
- * spec.functionNamespaceSelector only the pool's own namespace may; with one, the namespaces
- * it selects may (the pool's own only if selected). Returns 0 with *admitted, or -EINVAL as
- * above. */
+/* May functions in the namespace ns_obj (a Namespace object) claim from pool? The pool's own
+ * namespace always may; others when spec.functionNamespaceSelector selects them (absent: none;
+ * {}: all). Returns 0 with *admitted, or -EINVAL as above (a malformed selector admits only
+ * the pool's own namespace). */
 int udf_pool_admits_namespace(const cJSON *pool, const cJSON *ns_obj, int *admitted);
 
 #endif

@@ -141,8 +141,8 @@ static void pool_namespaces(void **state)
 					"{\"udf.sandbox.io/tenant-namespace\":\"true\"}}}"),
 			 1);
 	assert_int_equal(admits(shared, "{\"metadata\":{\"name\":\"kube-system\"}}"), 0);
-	/* With a selector the pool's own namespace is admitted only if selected. */
-	assert_int_equal(admits(shared, "{\"metadata\":{\"name\":\"udf-sandboxes\"}}"), 0);
+	/* The pool's own namespace, selected or not. */
+	assert_int_equal(admits(shared, "{\"metadata\":{\"name\":\"udf-sandboxes\"}}"), 1);
 	/* An empty selector selects every namespace. */
 	assert_int_equal(admits("{\"metadata\":{\"name\":\"p\",\"namespace\":\"a\"},"
 				"\"spec\":{\"functionNamespaceSelector\":{}}}",
