@@ -728,6 +728,7 @@ static struct pool_state *state_get(struct pool_controller *pc, const char *key)
 			st->ev_tokens = EVENT_BURST;
 			st->ev_ms = mono_ms();
 			st->tokens_ms = mono_ms();
+			st->tokens = -1; /* full on first use: the bucket's size is the spec's */
 		}
 	}
 	pthread_mutex_unlock(&pc->mu);
@@ -750,6 +751,8 @@ static void state_drop(struct pool_controller *pc, const char *key)
 static int pace(struct pool_state *st, int rate, int want, int64_t *wait_ms)
 {
 	int64_t now = mono_ms();
+	if (st->tokens < 0)
+		st->tokens = rate;
 	st->tokens += (double)(now - st->tokens_ms) / 1000.0 * rate;
 	if (st->tokens > rate)
 		st->tokens = rate;

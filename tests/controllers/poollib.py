@@ -151,9 +151,9 @@ def wait_ready_idle(ns, pool_name, n, timeout):
         ps = pods(ns, pool_name)
         live = [p for p in ps if not p["metadata"].get("deletionTimestamp")]
         if len(ps) == n and len(live) == n and all(is_ready(p) for p in live):
-            return live
+            return (live,)  # truthy even when n is 0
         return None
-    return wait_for(done, timeout, interval=1, what=f"{n} Ready idle pods of {pool_name}")
+    return wait_for(done, timeout, interval=1, what=f"{n} Ready idle pods of {pool_name}")[0]
 
 
 def metrics(op):
