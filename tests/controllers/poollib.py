@@ -21,7 +21,8 @@ from udfop import OperatorProcess, wait_for  # noqa: E402
 
 NODE_SH = os.path.join(SOURCE_DIR, "hack", "node.sh")
 IMAGE_SH = os.path.join(SOURCE_DIR, "hack", "image.sh")
-WORKER_IMAGE = "localhost/udf-worker:dev"
+WORKER_IMAGE = "localhost/udf-worker:dev"  # replaced by a private tag in ensure_node()
+CONTAINERD_SOCK = "/run/udf-sandbox/containerd/containerd.sock"
 RUN_ID = f"t{os.getpid()}"
 POOL_LABEL = "udf-test-run"
 
@@ -49,7 +50,10 @@ def finish():
 
 def ensure_node(worker_image=True):
     """The cluster and its node; with worker_image, the worker image from bin/udf-worker
-    built and imported. Returns the admin kubeconfig."""
+    built, imported, and tagged with a name of this binary's own (WORKER_IMAGE): other
+    worktrees rebuild localhost/udf-worker:dev from their own workers at any time, and a pool
+    must not change images under a running test. Returns the admin kubeconfig."""
+    global WORKER_IMAGE
     if worker_image:
         out = subprocess.run([IMAGE_SH, "worker"], capture_output=True, text=True)
         if out.returncode != 0:
@@ -58,6 +62,14 @@ def ensure_node(worker_image=True):
     kubeconfig = ensure_cluster(control_plane_only=False)
     if worker_image:
         subprocess.run([NODE_SH, "up"], check=True, capture_output=True)
+        with open(os.path.join(SOURCE_DIR, "bin", "udf-worker"), "rb") as f:
+            tag = hashlib.sha256(f.read()).hexdigest()[:12]
+        private = f"localhost/udf-worker:pool-test-{tag}"
+        subprocess.run([os.path.join(cluster_env("bin"), "ctr"), "--address", CONTAINERD_SOCK,
+                        "-n", "k8s.io", "images", "tag", "--force",
+                        "localhost/udf-worker:dev", private], check=True, capture_output=True)
+        WORKER_IMAGE = private
+        log(f"worker image {private}")
     return kubeconfig
 
 
@@ -92,9 +104,9 @@ class Namespace:
         k("delete", "namespace", self.name, "--wait=false", check=False)
 
 
-def pool_manifest(name, replicas, image=WORKER_IMAGE, runtime_class=None, node_selector=None,
+def pool_manifest(name, replicas, image=None, runtime_class=None, node_selector=None,
                   readiness_timeout=None, refill=None, pull_policy="IfNotPresent"):
-    runtime = {"image": image, "imagePullPolicy": pull_policy}
+    runtime = {"image": image or WORKER_IMAGE, "imagePullPolicy": pull_policy}
     if runtime_class:
         runtime["runtimeClassName"] = runtime_class
     if node_selector:
