@@ -1,6 +1,7 @@
-# The one entry point. `make` builds bin/udf-operator and bin/udf-worker; `make test` runs every
-# test tier through ctest; `make run` runs the operator against a local cluster; `make bench`
-# prints the benchmarks. Everything slow is cached under ~/.cache/udf-sandbox.
+# The one entry point. `make` builds bin/udf-operator and bin/udf-worker; `make test` builds what
+# the tests use (`make prereqs`), then runs every test tier through ctest; `make run` runs the
+# operator against a local cluster; `make bench` prints the benchmarks. Everything slow is
+# cached under ~/.cache/udf-sandbox.
 
 BUILD      ?= build
 GENERATOR  ?= Ninja
@@ -13,7 +14,7 @@ PYTHON     ?= $(UDF_CACHE)/venv/bin/python
 CTEST_ARGS ?=
 CTEST_J    ?= 1
 
-.PHONY: all configure test test-unit test-integration run bench sanitize fuzz venv deps \
+.PHONY: all configure prereqs test test-unit test-integration run bench sanitize fuzz venv deps \
         cluster-up cluster-down fmt fmt-check lint clean help
 
 all: configure
@@ -28,7 +29,9 @@ configure: deps
 
 help:
 	@echo "make            build bin/udf-operator and bin/udf-worker"
-	@echo "make test       unit (ASan+UBSan), fuzz and integration tests through ctest"
+	@echo "make test       make prereqs, then unit (ASan+UBSan), fuzz and integration tests (ctest)"
+	@echo "make prereqs    build (or find cached) what the tests use: venv, Kubernetes, etcd, runsc,"
+	@echo "                containerd, helm, the pause and worker images; one timed line per step"
 	@echo "make run        bring up the local cluster and run the operator against it"
 	@echo "make bench      print the benchmarks"
 	@echo "make sanitize   build everything with ASan+UBSan in build-san/"
@@ -41,13 +44,18 @@ venv:
 deps:
 	@hack/deps.sh
 
-test: all venv
+# Everything the tests use, built before ctest starts so that no test's timeout includes a
+# build (the images need bin/ from `all`). Warm, a few seconds.
+prereqs: all
+	@hack/prereqs.sh
+
+test: prereqs
 	ctest --test-dir $(BUILD) --output-on-failure -j $(CTEST_J) $(CTEST_ARGS)
 
 test-unit: all
 	ctest --test-dir $(BUILD) --output-on-failure -L unit $(CTEST_ARGS)
 
-test-integration: all venv
+test-integration: prereqs
 	ctest --test-dir $(BUILD) --output-on-failure -L integration $(CTEST_ARGS)
 
 run: all

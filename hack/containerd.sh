@@ -30,7 +30,6 @@ case "${1:-}" in
 *) echo "hack/containerd.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
 esac
 
-command -v go >/dev/null || die "go is not on PATH (containerd is built with Go)"
 export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
 mkdir -p "$UDF_BIN"
 
@@ -68,5 +67,7 @@ if up_to_date; then
 	echo "containerd: $CONTAINERD_VERSION cached in $UDF_BIN"
 	exit 0
 fi
+not_built "containerd $CONTAINERD_VERSION" hack/containerd.sh
+need_go containerd
 step "containerd: resolve containerd $CONTAINERD_VERSION" resolve
 step "containerd: build ${CMDS[*]}" build

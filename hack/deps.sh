@@ -11,7 +11,7 @@ Installs (with apt-get, as root) the Debian 12 packages that `make`, `make test`
 local cluster need: compilers and sanitizer runtimes, cmake, pkg-config, the C libraries
 (libcurl, cJSON, libyaml, protobuf-c, gRPC core, libwebsockets, cmocka), protoc-c,
 clang-format, shellcheck, openssl, and the node's runtime pieces (runc, CNI plugins,
-iptables, iproute2, debootstrap, umoci, skopeo).
+iptables, nftables, iproute2, debootstrap, umoci, skopeo).
 USAGE
 }
 
@@ -35,7 +35,7 @@ PACKAGES=(
 	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 	libgrpc-dev libwebsockets-dev libcmocka-dev libssl-dev
 	shellcheck openssl jq procps psmisc
-	iproute2 iptables conntrack ethtool socat kmod util-linux
+	iproute2 iptables nftables conntrack ethtool socat kmod util-linux
 	runc containernetworking-plugins debootstrap umoci skopeo patch file
 )
 
@@ -49,6 +49,12 @@ done
 if [ "${#missing[@]}" -eq 0 ]; then
 	echo "deps: all ${#PACKAGES[@]} Debian packages present"
 	exit 0
+fi
+
+# UDF_SANDBOX_NO_BUILD=1 (hack/prereqs.sh --check): only say what is missing.
+if [ "${UDF_SANDBOX_NO_BUILD:-0}" = 1 ]; then
+	echo "deps: missing packages (${missing[*]}); hack/deps.sh installs them" >&2
+	exit 3
 fi
 
 if [ "$(id -u)" -ne 0 ]; then

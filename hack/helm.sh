@@ -32,7 +32,8 @@ if [ -x "$UDF_BIN/helm" ] && [ "$(cat "$UDF_BIN/.helm.version" 2>/dev/null)" = "
 	echo "helm: $HELM_VERSION cached in $UDF_BIN"
 	exit 0
 fi
-command -v go >/dev/null || die "go is not on PATH (helm is built with Go)"
+not_built "helm $HELM_VERSION" hack/helm.sh
+need_go helm
 export CGO_ENABLED=0 GOTOOLCHAIN=local
 mkdir -p "$UDF_BIN"
 

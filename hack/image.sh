@@ -67,7 +67,7 @@ remove_tree() {
 	local d m
 	for d in "$@"; do
 		[ -e "$d" ] || continue
-		findmnt -rn -o TARGET | grep -F -- "$(realpath "$d")/" | sort -r | while IFS= read -r m; do
+		{ findmnt -rn -o TARGET | grep -F -- "$(realpath "$d")/" || true; } | sort -r | while IFS= read -r m; do
 			umount "$m" 2>/dev/null || umount -l "$m"
 		done
 		rm -rf --one-file-system "$d"
@@ -215,14 +215,17 @@ build_worker() {
 	local base bin="$root/bin/udf-worker" key
 	[ -x "$bin" ] || die "bin/udf-worker is missing; run 'make' first"
 	base=$(worker_base_tag)
-	has_tag "$base" || step "image: worker base (debootstrap, venv, pip)" build_worker_base "$base"
+	if ! has_tag "$base"; then
+		not_built "the worker image's base ($base)" "hack/image.sh worker"
+		step "image: worker base (debootstrap, venv, pip)" "$0" __run build_worker_base "$base"
+	fi
 	key=$(key_of "$base" "$(sha256sum "$bin")" "$(tar -C "$root/worker" -c python 2>/dev/null | sha256sum)")
 	if [ -f "$IMAGES/udf-worker.tar" ] && [ "$(cat "$IMAGES/udf-worker.key" 2>/dev/null)" = "$key" ]; then
 		echo "image: localhost/udf-worker:dev up to date"
 		return 0
 	fi
 	check_libs "$base" "$bin"
-	step "image: localhost/udf-worker:dev (binary and Python layers)" assemble_worker "$base" "$key"
+	step "image: localhost/udf-worker:dev (binary and Python layers)" "$0" __run assemble_worker "$base" "$key"
 }
 
 assemble_worker() {
@@ -268,14 +271,17 @@ build_operator() {
 	local base bin="$root/bin/udf-operator" key
 	[ -x "$bin" ] || die "bin/udf-operator is missing; run 'make' first"
 	base=$(operator_base_tag)
-	has_tag "$base" || step "image: operator base (debootstrap)" build_operator_base "$base"
+	if ! has_tag "$base"; then
+		not_built "the operator image's base ($base)" "hack/image.sh operator"
+		step "image: operator base (debootstrap)" "$0" __run build_operator_base "$base"
+	fi
 	key=$(key_of "$base" "$(sha256sum "$bin")")
 	if [ -f "$IMAGES/udf-operator.tar" ] && [ "$(cat "$IMAGES/udf-operator.key" 2>/dev/null)" = "$key" ]; then
 		echo "image: localhost/udf-operator:dev up to date"
 		return 0
 	fi
 	check_libs "$base" "$bin"
-	step "image: localhost/udf-operator:dev (binary layer)" assemble_operator "$base" "$key"
+	step "image: localhost/udf-operator:dev (binary layer)" "$0" __run assemble_operator "$base" "$key"
 }
 
 assemble_operator() {
@@ -326,6 +332,14 @@ case "${1:-}" in
 	usage
 	exit 0
 	;;
+__run)
+	# step runs its command inside an `if`, where set -e is off even in functions and
+	# subshells: a build function that went on after a failed debootstrap once tagged an
+	# empty worker base as built. A process of its own runs it with set -e in force.
+	shift
+	"$@"
+	exit 0
+	;;
 import)
 	shift
 	cmd_import "$@"
@@ -345,13 +359,24 @@ targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || targets=(all)
 [ "$(id -u)" -eq 0 ] || die "building images needs root (debootstrap, chroot, file ownership)"
 init_layout
+# One build at a time: two would share $IMAGES/work and delete each other's root filesystem
+# (`all` runs "$0 pause" under the lock it holds).
+if [ -z "${UDF_IMAGE_LOCKED:-}" ]; then
+	exec 6>"$IMAGES/.build.lock"
+	if ! flock -n 6; then
+		echo "image: another hack/image.sh is building; waiting for it"
+		flock 6
+	fi
+	export UDF_IMAGE_LOCKED=1
+fi
 for t in "${targets[@]}"; do
 	case "$t" in
 	pause)
 		if [ -f "$IMAGES/pause.tar" ] && has_tag pause-dev; then
 			echo "image: localhost/pause:dev up to date"
 		else
-			step "image: localhost/pause:dev" build_pause
+			not_built "the pause image" "hack/image.sh pause"
+			step "image: localhost/pause:dev" "$0" __run build_pause
 		fi
 		;;
 	worker) build_worker ;;
@@ -360,7 +385,8 @@ for t in "${targets[@]}"; do
 		if has_tag "$base"; then
 			echo "image: worker base $base up to date"
 		else
-			step "image: worker base (debootstrap, venv, pip)" build_worker_base "$base"
+			not_built "the worker image's base ($base)" "hack/image.sh worker-base"
+			step "image: worker base (debootstrap, venv, pip)" "$0" __run build_worker_base "$base"
 		fi
 		;;
 	operator) build_operator ;;

@@ -26,7 +26,6 @@ case "${1:-}" in
 *) echo "hack/kube-bins.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
 esac
 
-command -v go >/dev/null || die "go is not on PATH (the Kubernetes binaries are built with Go)"
 export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
 mkdir -p "$UDF_BIN"
 
@@ -97,12 +96,16 @@ GOMOD
 need_k8s=0
 for c in "${K8S_CMDS[@]}"; do stamp_ok "$c" "$K8S_VERSION" || need_k8s=1; done
 if [ "$need_k8s" -eq 1 ]; then
+	not_built "Kubernetes $K8S_VERSION" hack/kube-bins.sh
+	need_go "the Kubernetes binaries"
 	step "kube-bins: resolve k8s.io/kubernetes $K8S_VERSION" k8s_module
 	step "kube-bins: build ${#K8S_CMDS[@]} kubernetes binaries" k8s_build
 else
 	echo "kube-bins: kubernetes $K8S_VERSION cached in $UDF_BIN"
 fi
 if ! stamp_ok etcd "$ETCD_VERSION" || ! stamp_ok etcdctl "$ETCD_VERSION"; then
+	not_built "etcd $ETCD_VERSION" hack/kube-bins.sh
+	need_go etcd
 	step "kube-bins: build etcd $ETCD_VERSION" etcd_build
 else
 	echo "kube-bins: etcd $ETCD_VERSION cached in $UDF_BIN"

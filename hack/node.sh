@@ -8,6 +8,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/lib/common.sh"
 # shellcheck source=hack/lib/daemon.sh
 source "$here/lib/daemon.sh"
+# shellcheck source=hack/lib/iptables.sh
+source "$here/lib/iptables.sh"
 DAEMON_WHO=node
 
 usage() {
@@ -99,8 +101,7 @@ snapshot_host() {
 	for p in "${HOST_PATHS[@]}" "$NETNS_DIR"; do
 		[ -e "$p" ] && echo "$p" >>"$HOSTSNAP/paths"
 	done
-	iptables-save >"$HOSTSNAP/iptables"
-	ip6tables-save >"$HOSTSNAP/ip6tables" 2>/dev/null || : >"$HOSTSNAP/ip6tables"
+	fw_snapshot "$HOSTSNAP"
 	find "$NETNS_DIR" -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort >"$HOSTSNAP/netns" || true
 	if mountpoint -q "$NETNS_DIR"; then echo mounted >"$HOSTSNAP/netns-dir"; else : >"$HOSTSNAP/netns-dir"; fi
 	findmnt -rn -o TARGET | sort >"$HOSTSNAP/mounts"
@@ -117,40 +118,6 @@ restore_sysctls() {
 			sysctl -q -w "$line" || echo "node: could not restore $line" >&2
 		fi
 	done <"$HOSTSNAP/sysctls"
-}
-
-# restore_iptables SAVE-CMD CMD SNAPSHOT: deletes every rule and chain that is not in SNAPSHOT
-# (rules first: they may jump to the chains).
-restore_iptables() {
-	local save="$1" cmd="$2" snap="$3" now table line
-	[ -f "$snap" ] || return 0
-	now=$("$save" 2>/dev/null) || return 0
-	while IFS=$'\t' read -r table line; do
-		[ -n "$table" ] || continue
-		eval "$cmd -w -t $table -D ${line#-A }" 2>/dev/null || true
-	done < <(new_since "$snap" '^-A ' <<<"$now")
-	while IFS=$'\t' read -r table line; do
-		[ -n "$table" ] || continue
-		line="${line#:}"
-		"$cmd" -w -t "$table" -F "${line%% *}" 2>/dev/null || true
-	done < <(new_since "$snap" '^:' <<<"$now")
-	while IFS=$'\t' read -r table line; do
-		[ -n "$table" ] || continue
-		line="${line#:}"
-		"$cmd" -w -t "$table" -X "${line%% *}" 2>/dev/null || true
-	done < <(new_since "$snap" '^:' <<<"$now")
-}
-
-# new_since SNAPSHOT REGEX < SAVE-OUTPUT: "table<TAB>line" for each line matching REGEX in the
-# iptables-save output on stdin that the same table of SNAPSHOT lacks. Chain lines (":NAME
-# POLICY [counters]") compare by name only.
-new_since() {
-	awk -v re="$2" '
-		function key(l) { if (l ~ /^:/) { split(l, f, " "); return f[1] } return l }
-		/^\*/ { t = substr($0, 2); next }
-		NR == FNR { if ($0 ~ re) seen[t SUBSEP key($0)] = 1; next }
-		$0 ~ re && !((t SUBSEP key($0)) in seen) { print t "\t" $0 }
-	' "$1" -
 }
 
 unmount_ours() {
@@ -230,8 +197,7 @@ restore_host() {
 	remove_netns
 	unmount_ours
 	ip link delete "$BRIDGE" 2>/dev/null || true
-	restore_iptables iptables-save iptables "$HOSTSNAP/iptables"
-	restore_iptables ip6tables-save ip6tables "$HOSTSNAP/ip6tables"
+	fw_restore "$HOSTSNAP"
 	restore_sysctls
 	remove_cgroups
 	remove_paths
@@ -503,9 +469,29 @@ kill_leftovers() {
 		"$UDF_BIN"/containerd-shim-*) kill -KILL "$pid" 2>/dev/null || true ;;
 		esac
 	done
+	# Shims whose task directory (and pid file) went before them, e.g. after their containerd
+	# died: known by their binary and their working directory, the task directory in $CSTATE.
+	for f in /proc/[0-9]*; do
+		case "$(readlink "$f/exe" 2>/dev/null)" in
+		"$UDF_BIN"/containerd-shim-*) ;;
+		*) continue ;;
+		esac
+		case "$(readlink "$f/cwd" 2>/dev/null)" in
+		"$CSTATE"/*) kill -KILL "${f#/proc/}" 2>/dev/null || true ;;
+		esac
+	done
 }
 
 # --- commands -----------------------------------------------------------------------------
+
+# One up or down at a time on this host, whichever checkout's node.sh runs it: the lock is a
+# file beside the owner mark, not this script (a lock on "$0" let one worktree's 'up' start a
+# second kubelet while another's 'down' ran, leaving orphans on the kubelet's ports).
+node_lock() {
+	mkdir -p "$(dirname "$OWNER")"
+	exec 8>"$(dirname "$OWNER")/lock"
+	flock 8
+}
 
 all_running() {
 	local c
@@ -518,8 +504,7 @@ cmd_up() {
 	if [ ! -f "$PKI/ca.key" ] || [ ! -f "$ADMIN_KUBECONFIG" ]; then
 		die "no control plane at $UDF_STATE (run hack/cluster.sh up first)"
 	fi
-	exec 8<"$0"
-	flock 8
+	node_lock
 	mkdir -p "$(dirname "$OWNER")"
 	if [ -f "$OWNER" ] && [ "$(cat "$OWNER")" != "$UDF_STATE" ] && [ -d "$(cat "$OWNER")/node/run" ]; then
 		echo "node: the node belongs to $(cat "$OWNER"); not starting another (this cluster has no node)"
@@ -553,8 +538,7 @@ cmd_up() {
 }
 
 cmd_down() {
-	exec 8<"$0"
-	flock 8
+	node_lock
 	if [ ! -d "$NODE" ]; then
 		echo "node: down (no node state at $NODE)"
 		return 0

@@ -32,8 +32,6 @@ case "${1:-}" in
 *) echo "hack/runsc.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
 esac
 
-command -v go >/dev/null || die "go is not on PATH (runsc is built with Go)"
-command -v patch >/dev/null || die "patch is not installed (hack/deps.sh installs it)"
 export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
 mkdir -p "$UDF_BIN"
 
@@ -82,5 +80,8 @@ if up_to_date; then
 	echo "runsc: gvisor $GVISOR_VERSION cached in $UDF_BIN"
 	exit 0
 fi
+not_built "runsc (gvisor $GVISOR_VERSION)" hack/runsc.sh
+need_go runsc
+command -v patch >/dev/null || die "patch is not installed (hack/deps.sh installs it)"
 step "runsc: fetch and patch gvisor.dev/gvisor" prepare_source
 step "runsc: build runsc and containerd-shim-runsc-v1" build

@@ -26,6 +26,7 @@ if [ -x "$UDF_VENV/bin/python" ] && [ "$(cat "$UDF_VENV/.requirements.sha256" 2>
 	echo "venv: up to date ($UDF_VENV)"
 	exit 0
 fi
+not_built "the Python venv" hack/venv.sh
 
 make_venv() {
 	local py

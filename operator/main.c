@@ -11,21 +11,21 @@
 #include <string.h>
 #include <time.h>
 
-#include "config.h"
-#include "functions.h"
-#include "health.h"
-#include "httpd.h"
-#include "leader.h"
-#include "log.h"
-#include "naming.h"
+#include "api/functions.h"
 #include "controllers/pool.h"
+#include "grpc/health.h"
+#include "grpc/resource_service.h"
+#include "grpc/rpc.h"
+#include "grpc/udf_service.h"
+#include "grpc/worker_service.h"
+#include "http/httpd.h"
+#include "kube/config.h"
 #include "kube/informer.h"
+#include "kube/leader.h"
+#include "kube/rest.h"
 #include "udf/labels.h"
-#include "rest.h"
-#include "rpc.h"
-#include "resource_service.h"
-#include "udf_service.h"
-#include "worker_service.h"
+#include "udf/naming.h"
+#include "util/log.h"
 
 #define EXIT_USAGE 2
 
@@ -41,7 +41,7 @@ struct options {
 	const char *leader_id;
 	enum log_level log_level;
 	enum log_format log_format;
-	/* ---- warm pools (issue 12) ---- */
+	/* warm pools (issue 12) */
 	const char *worker_image;
 	const char *allowed_runtime_classes;
 	const char *default_pool;
@@ -56,7 +56,7 @@ struct operator_state {
 	atomic_llong probes_failed;
 	atomic_int leading;
 	char server_version[64];
-	struct pool_controller *pools; /* warm pools (issue 12): started when leading */
+	struct pool_controller *pools; /* reconciles only while this replica leads */
 };
 
 static void usage(FILE *out)
@@ -383,6 +383,43 @@ static int start_leader_election(const struct options *o, struct operator_state 
 	return 0;
 }
 
+/* Everything the operator watches: one informer loop, one informer per resource, shared by
+ * every component that reads it (each adds its handlers before the loop starts). */
+struct watches {
+	struct kube_informers *loop;
+	struct kube_informer *functions;	 /* UdfFunctions, all namespaces */
+	struct kube_informer *tenant_namespaces; /* namespaces the gRPC service made */
+	struct kube_informer *pools;		 /* UdfWarmPools (--pool-selector) */
+	struct kube_informer *pods;		 /* sandbox pods, indexed by pool */
+};
+
+static int watches_new(struct kube_client *kube, const struct options *o, struct watches *w)
+{
+	static const struct kube_res res_functions = {"apis/udf.sandbox.io/v1alpha1",
+						      "udffunctions"};
+	static const struct kube_res res_namespaces = {"api/v1", "namespaces"};
+	struct kube_informer_opts fo = {.res = &res_functions};
+	struct kube_informer_opts nso = {.res = &res_namespaces,
+					 .label_selector = UDF_LABEL_TENANT_NS "=true"};
+	static const struct kube_res res_pools = {"apis/udf.sandbox.io/v1alpha1", "udfwarmpools"};
+	static const struct kube_res res_pods = {"api/v1", "pods"};
+	static const char *const by_pool[] = {UDF_LABEL_POOL, NULL};
+	struct kube_informer_opts po = {.res = &res_pools, .label_selector = o->pool_selector};
+	struct kube_informer_opts so = {.res = &res_pods,
+					.label_selector = UDF_LABEL_MANAGED_BY "=" UDF_MANAGER,
+					.index_labels = by_pool};
+	int rc = kube_informers_new(kube, &w->loop);
+	if (rc == 0)
+		rc = kube_informer_add(w->loop, &fo, &w->functions);
+	if (rc == 0)
+		rc = kube_informer_add(w->loop, &nso, &w->tenant_namespaces);
+	if (rc == 0)
+		rc = kube_informer_add(w->loop, &po, &w->pools);
+	if (rc == 0)
+		rc = kube_informer_add(w->loop, &so, &w->pods);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = {
@@ -399,9 +436,9 @@ int main(int argc, char **argv)
 	struct kube_config *cfg = NULL;
 	struct rpc_server *rpc = NULL;
 	struct functions *fns = NULL;
+	struct watches w = {0};
 	struct httpd *http = NULL;
 	struct kube_leader *leader = NULL;
-	struct kube_informers *loop = NULL;
 	char err[512] = "";
 	int rc = EXIT_FAILURE;
 	sigset_t sigs;
@@ -438,9 +475,34 @@ int main(int argc, char **argv)
 		log_error("main", "gRPC: %s", err);
 		goto out_health;
 	}
-	struct functions_options fo = {.kube = st.kube, .ns_prefix = o.tenant_ns_prefix};
-	if (functions_new(&fo, &fns) < 0 || functions_start(fns) < 0) {
+	if (watches_new(st.kube, &o, &w) < 0) {
+		log_error("main", "cannot create the informers");
+		goto out_rpc;
+	}
+	struct functions_options fo = {.kube = st.kube,
+				       .inf_functions = w.functions,
+				       .inf_tenant_ns = w.tenant_namespaces,
+				       .ns_prefix = o.tenant_ns_prefix};
+	/* The UdfWarmPool controller: its handlers join the loop now, its workers start when
+	 * this replica leads (at once without --leader-elect). */
+	struct pool_controller_opts pco = {
+	    .kube = st.kube,
+	    .pools = w.pools,
+	    .pods = w.pods,
+	    .worker_image = o.worker_image,
+	    .allowed_runtime_classes = o.allowed_runtime_classes,
+	};
+	if (pool_controller_new(&pco, &st.pools) < 0) {
+		log_error("main", "cannot create the UdfWarmPool controller");
+		goto out_rpc;
+	}
+	if (functions_new(&fo, &fns) < 0 || functions_start(fns) < 0 ||
+	    kube_informers_start(w.loop) < 0) {
 		log_error("main", "cannot start the UdfFunction informers");
+		goto out_rpc;
+	}
+	if (!o.leader_elect && pool_controller_start(st.pools) < 0) {
+		log_error("main", "cannot start the UdfWarmPool controller");
 		goto out_rpc;
 	}
 	if (health_register(rpc, st.health) < 0 || udf_service_register(rpc, fns) < 0 ||
@@ -451,42 +513,9 @@ int main(int argc, char **argv)
 	}
 	log_info("main", "gRPC listening on %s (port %d, %s)", o.grpc_bind, rpc_server_port(rpc),
 		 o.grpc_tls_cert ? "TLS" : "plaintext");
-	/* ---- warm pools (issue 12): the shared informer loop and the UdfWarmPool controller,
-	 * which reconciles only while this replica leads. ---- */
-	{
-		static const struct kube_res res_pools = {"apis/udf.sandbox.io/v1alpha1",
-							  "udfwarmpools"};
-		static const struct kube_res res_pods = {"api/v1", "pods"};
-		static const char *const pod_index[] = {UDF_LABEL_POOL, NULL};
-		struct kube_informer *pools = NULL, *pods = NULL;
-		struct kube_informer_opts po = {.res = &res_pools,
-						.label_selector = o.pool_selector};
-		struct kube_informer_opts so = {
-		    .res = &res_pods,
-		    .label_selector = UDF_LABEL_MANAGED_BY "=" UDF_MANAGER,
-		    .index_labels = pod_index,
-		};
-		struct pool_controller_opts pco = {
-		    .kube = st.kube,
-		    .worker_image = o.worker_image,
-		    .allowed_runtime_classes = o.allowed_runtime_classes,
-		};
-		if (kube_informers_new(st.kube, &loop) < 0 ||
-		    kube_informer_add(loop, &po, &pools) < 0 ||
-		    kube_informer_add(loop, &so, &pods) < 0 ||
-		    (pco.pools = pools, pco.pods = pods,
-		     pool_controller_new(&pco, &st.pools) < 0) ||
-		    kube_informers_start(loop) < 0) {
-			log_error("main", "cannot start the UdfWarmPool controller's informers");
-			goto out_pools;
-		}
-		if (!o.leader_elect && pool_controller_start(st.pools) < 0)
-			goto out_pools;
-	}
-	/* ---- end warm pools ---- */
 	if (httpd_start(o.health_bind, http_handler, &st, &http, err, sizeof(err)) < 0) {
 		log_error("main", "health endpoint: %s", err);
-		goto out_pools;
+		goto out_rpc;
 	}
 	if (http)
 		log_info("main", "HTTP /healthz /readyz /metrics on %s (port %d)", o.health_bind,
@@ -513,14 +542,13 @@ int main(int argc, char **argv)
 	}
 out_http:
 	httpd_stop(http);
-out_pools:
-	pool_controller_stop(st.pools); /* its workers read the informers */
-	kube_informers_free(loop);
-	pool_controller_free(st.pools);
 out_rpc:
 	functions_shutdown(fns); /* parked calls answer now, so the server need not wait */
 	rpc_server_stop(rpc, 5000);
+	pool_controller_stop(st.pools); /* its workers read the informers */
+	kube_informers_free(w.loop);	/* no handler runs after this */
 	functions_free(fns);
+	pool_controller_free(st.pools);
 out_health:
 	health_state_free(st.health);
 out_kube:

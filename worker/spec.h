@@ -55,6 +55,9 @@ struct spec_request {
 	char **input_types;
 	size_t n_input_types;
 	char *result_type;
+	/* The same types in the shared grammar's canonical spelling, which udf_stub.py reads. */
+	char **served_input_types;
+	char *served_result_type;
 	char *code;
 	char **packages; /* spec.packages followed by the code's PEP 723 dependencies */
 	size_t n_packages;
@@ -74,8 +77,12 @@ struct spec_request {
 int spec_parse(const char *body, size_t len, struct spec_request *out, char *err, size_t errlen);
 void spec_free(struct spec_request *req);
 
-/* 1 when s is a Databend type string the worker can serve ("INT", "ARRAY(INT32) NULL"). */
-int spec_type_valid(const char *s);
+/*
+ * 1 when s is a Databend type (common/databend_type.h) the worker can serve ("INT",
+ * "ARRAY(INT32) NULL"); 0 for an invalid type and for a valid one of a kind udf_stub.py has
+ * no Arrow form for (GEOMETRY, BITMAP, ...).
+ */
+int spec_type_servable(const char *s);
 
 /* 1 when s is a Python identifier that is not a keyword (ASCII only). */
 int spec_python_identifier(const char *s);

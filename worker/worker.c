@@ -1012,8 +1012,8 @@ static int write_config(void)
 		cJSON_AddStringToObject(c, "handler", w.req.handler);
 		arr = cJSON_AddArrayToObject(c, "input_types");
 		for (i = 0; i < w.req.n_input_types; i++)
-			cJSON_AddItemToArray(arr, cJSON_CreateString(w.req.input_types[i]));
-		cJSON_AddStringToObject(c, "result_type", w.req.result_type);
+			cJSON_AddItemToArray(arr, cJSON_CreateString(w.req.served_input_types[i]));
+		cJSON_AddStringToObject(c, "result_type", w.req.served_result_type);
 		snprintf(path, sizeof(path), "%s/udf.py", w.opts->work_dir);
 		cJSON_AddStringToObject(c, "code_path", path);
 	}

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "rpc.h"
+#include "grpc/rpc.h"
 #include "udf.pb-c.h"
 
 static uint8_t *answer;

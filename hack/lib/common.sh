@@ -37,3 +37,22 @@ die() {
 	echo "$(basename "$0"): $*" >&2
 	exit 1
 }
+
+# not_built WHAT BUILDER: called by a build script when WHAT must be built. With
+# UDF_SANDBOX_NO_BUILD=1 it fails (exit 3) with a message naming WHAT and the command that
+# builds it, instead of building: ctest sets it for every test, so a test never spends its
+# timeout on a build, and `hack/prereqs.sh --check` sets it to list what would be built.
+not_built() {
+	[ "${UDF_SANDBOX_NO_BUILD:-0}" = 1 ] || return 0
+	echo "$(basename "$0"): $1 is not built in $UDF_CACHE; run 'make prereqs' (or $2)" >&2
+	exit 3
+}
+
+# need_go WHAT: Go must be on PATH to build WHAT (only checked when something is built, so a
+# warm cache needs no Go). /usr/local/go/bin, where Go's own tarball installs, is tried too.
+need_go() {
+	if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+		PATH="/usr/local/go/bin:$PATH"
+	fi
+	command -v go >/dev/null || die "go is not on PATH ($1 is built with Go)"
+}

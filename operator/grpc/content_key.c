@@ -1,4 +1,4 @@
-#include "content_key.h"
+#include "grpc/content_key.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-#include "etag.h"
+#include "grpc/etag.h"
 
 #include <errno.h>
 #include <stdio.h>

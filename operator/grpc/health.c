@@ -1,4 +1,4 @@
-#include "health.h"
+#include "grpc/health.h"
 
 #include <errno.h>
 #include <stdatomic.h>

@@ -6,7 +6,7 @@
 #ifndef UDF_GRPC_HEALTH_H
 #define UDF_GRPC_HEALTH_H
 
-#include "rpc.h"
+#include "grpc/rpc.h"
 
 struct health_state;
 

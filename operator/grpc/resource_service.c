@@ -1,4 +1,4 @@
-#include "resource_service.h"
+#include "grpc/resource_service.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -7,8 +7,8 @@
 #include <strings.h>
 
 #include "resource.pb-c.h"
-#include "script.h"
-#include "script_apply.h"
+#include "grpc/script.h"
+#include "grpc/script_apply.h"
 
 static int pack(const char *endpoint, const char *token, uint8_t **buf, size_t *len, void *arg)
 {
@@ -83,7 +83,7 @@ static void on_apply(struct rpc_call *call, const uint8_t *req, size_t len, void
 	{
 		struct script_apply a = {
 		    .tenant = tenant,
-		    .protocol = FN_PROTO_RESOURCE,
+		    .protocol = FN_PROTO_RESOURCE_SERVICE,
 		    .script = in->script,
 		    .script_len = strlen(in->script),
 		    .what = "the UDF",

@@ -1,14 +1,14 @@
 /*
- * grpc/resource_service: generation 2, resourceproto.ResourceService/ApplyResource
+ * grpc/resource_service: protocol 2, resourceproto.ResourceService/ApplyResource
  * {type, script} -> {endpoint, headers}. The tenant comes from x-databend-tenant; type is
  * "udf" (or empty); the UdfFunction is "r-<content key of the script>" (script.h), answered
- * as in generation 1 (udf_service.h).
+ * as in protocol 1 (udf_service.h).
  */
 #ifndef UDF_GRPC_RESOURCE_SERVICE_H
 #define UDF_GRPC_RESOURCE_SERVICE_H
 
-#include "functions.h"
-#include "rpc.h"
+#include "api/functions.h"
+#include "grpc/rpc.h"
 
 #include <stddef.h>
 #include <stdint.h>

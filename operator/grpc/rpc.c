@@ -1,4 +1,4 @@
-#include "rpc.h"
+#include "grpc/rpc.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -16,7 +16,7 @@
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
-#include "log.h"
+#include "util/log.h"
 
 #define RPC_MAX_METHODS	   32
 #define RPC_MAX_METADATA   64

@@ -5,7 +5,7 @@
  * One completion-queue thread accepts calls, reads each request message and hands it to the
  * method's handler. A handler must not block: it answers with rpc_call_reply() or
  * rpc_call_fail() exactly once, from any thread, now or later (a call waiting on the
- * controllers' state answers when that state changes or its deadline nears). The call
+ * api's state answers when that state changes or its deadline nears). The call
  * object stays valid until that answer.
  */
 #ifndef UDF_RPC_H

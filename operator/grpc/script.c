@@ -1,4 +1,4 @@
-#include "script.h"
+#include "grpc/script.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "content_key.h"
+#include "grpc/content_key.h"
 
 static int url_char(unsigned char c)
 {

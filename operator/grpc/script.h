@@ -1,5 +1,5 @@
 /*
- * grpc/script: the bash script generations 2 and 3 send (PROTOCOL.md "The script"), and its
+ * grpc/script: the bash script protocols 2 and 3 send (docs/PROTOCOL.md "The script"), and its
  * content key. The presigned urls inside it change on every call, so the key replaces each
  * import url with its scheme, host and path plus the content tag of the file (its ETag,
  * read with a ranged GET: etag.h). The same UDF with a fresh presign keeps its key; changed

@@ -1,14 +1,14 @@
-#include "script_apply.h"
+#include "grpc/script_apply.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "etag.h"
-#include "log.h"
-#include "naming.h"
-#include "script.h"
+#include "grpc/etag.h"
+#include "util/log.h"
+#include "udf/naming.h"
+#include "grpc/script.h"
 
 struct kv_copy {
 	struct fn_kv *kv;
@@ -119,7 +119,7 @@ static void run(void *arg)
 	}
 	rc = script_content_key(j->script, j->script_len, &j->info, tags, key);
 	if (rc == 0 && !j->name)
-		rc = naming_dns_label("r-", "", key, name);
+		rc = naming_function_resource(key, name);
 	if (rc < 0) {
 		rpc_call_fail(j->call, RPC_RESOURCE_EXHAUSTED, "out of memory");
 		goto out;

@@ -1,17 +1,17 @@
 /*
- * grpc/script_apply: generations 2 and 3 provision a UDF from a script. Checks the script,
+ * grpc/script_apply: protocols 2 and 3 provision a UDF from a script. Checks the script,
  * reads the content tag of every presigned url in it (etag.h, on a blocking-work thread,
  * never the completion-queue thread), computes the content key (script.h), then creates or
- * reuses the UdfFunction and answers the call like generation 1 (service_answer_apply).
+ * reuses the UdfFunction and answers the call like protocol 1 (service_answer_apply).
  */
 #ifndef UDF_GRPC_SCRIPT_APPLY_H
 #define UDF_GRPC_SCRIPT_APPLY_H
 
 #include <stddef.h>
 
-#include "functions.h"
-#include "rpc.h"
-#include "service.h"
+#include "api/functions.h"
+#include "grpc/rpc.h"
+#include "grpc/service.h"
 
 /* Per-URL limit on the ranged GET, further bounded by the call's deadline. */
 #define SCRIPT_ETAG_TIMEOUT_MS 2000

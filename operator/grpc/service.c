@@ -1,12 +1,12 @@
-#include "service.h"
+#include "grpc/service.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "naming.h"
+#include "util/log.h"
+#include "udf/naming.h"
 
 const char *service_md_tenant(struct rpc_call *call)
 {
@@ -19,7 +19,7 @@ int service_tenant(const char *md_tenant, const char *fallback, const char **ten
 	const char *t = md_tenant;
 	if (!t || !*t)
 		t = fallback;
-	if (naming_tenant_valid(t, err, errlen) < 0)
+	if (naming_tenant_check(t, err, errlen) < 0)
 		return -EINVAL;
 	*tenant = t;
 	return 0;

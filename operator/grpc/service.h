@@ -8,8 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "functions.h"
-#include "rpc.h"
+#include "api/functions.h"
+#include "grpc/rpc.h"
 
 /* The tenant: md_tenant (x-databend-tenant metadata, may be NULL), else fallback (a
  * request's tenant_id, may be NULL). 0, or -EINVAL with a readable reason in err. */

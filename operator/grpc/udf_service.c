@@ -1,13 +1,13 @@
-#include "udf_service.h"
+#include "grpc/udf_service.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "naming.h"
-#include "service.h"
+#include "util/log.h"
+#include "udf/naming.h"
+#include "grpc/service.h"
 #include "udf.pb-c.h"
 
 struct pending {
@@ -87,7 +87,7 @@ static void on_apply(struct rpc_call *call, const uint8_t *req, size_t len, void
 	char name[64];
 	struct fn_import imports[UDF_SPEC_MAX_IMPORTS];
 	struct pending *p = malloc(sizeof(*p));
-	if (!p || naming_dns_label("udf-", spec.handler, spec.content_key, name) < 0) {
+	if (!p || naming_function_udf(spec.handler, spec.content_key, name) < 0) {
 		free(p);
 		udf_spec_free(&spec);
 		rpc_call_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
@@ -101,7 +101,7 @@ static void on_apply(struct rpc_call *call, const uint8_t *req, size_t len, void
 	    .name = name,
 	    .function_name = spec.handler,
 	    .content_key = spec.content_key,
-	    .protocol = FN_PROTO_UDF,
+	    .protocol = FN_PROTO_UDF_SERVICE,
 	    .handler = spec.handler,
 	    .input_types = (const char *const *)spec.input_types,
 	    .n_input_types = spec.n_input_types,

@@ -1,5 +1,5 @@
 /*
- * grpc/udf_service: generation 1, udfproto.UdfService/ApplyUdfResource.
+ * grpc/udf_service: protocol 1, udfproto.UdfService/ApplyUdfResource.
  *
  * The call's tenant (x-databend-tenant) names the namespace; the spec and imports are checked
  * (udf_spec.h) and name the UdfFunction "<handler>-<content key>" there. The function is
@@ -19,9 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "functions.h"
-#include "rpc.h"
-#include "udf_spec.h"
+#include "api/functions.h"
+#include "grpc/rpc.h"
+#include "grpc/udf_spec.h"
 
 int udf_service_register(struct rpc_server *s, struct functions *f);
 

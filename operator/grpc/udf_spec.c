@@ -1,4 +1,4 @@
-#include "udf_spec.h"
+#include "grpc/udf_spec.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "content_key.h"
-#include "sql_type.h"
+#include "common/databend_type.h"
+#include "grpc/content_key.h"
 
 int udf_python_identifier(const char *s)
 {
@@ -232,18 +232,18 @@ int udf_spec_parse(const char *json, size_t len, const struct udf_import_in *imp
 		FAIL("spec.handler \"%.64s\" is not a Python identifier (letters, digits and _, "
 		     "not starting with a digit, not a keyword)",
 		     out->handler);
-	if ((rc = string_list(root, "input_types", UDF_SPEC_MAX_ARGS, SQL_TYPE_MAX_BYTES, 1,
+	if ((rc = string_list(root, "input_types", UDF_SPEC_MAX_ARGS, DATABEND_TYPE_MAX_BYTES, 1,
 			      &out->input_types, &out->n_input_types, err, errlen)) < 0)
 		goto out_free;
 	for (size_t i = 0; i < out->n_input_types; i++) {
-		if (!sql_type_valid(out->input_types[i]))
+		if (!databend_type_valid(out->input_types[i]))
 			FAIL("spec.input_types[%zu] \"%.100s\" is not a Databend type", i,
 			     out->input_types[i]);
 	}
-	if ((rc = string_field(root, "result_type", SQL_TYPE_MAX_BYTES, 1, &out->result_type, err,
-			       errlen)) < 0)
+	if ((rc = string_field(root, "result_type", DATABEND_TYPE_MAX_BYTES, 1, &out->result_type,
+			       err, errlen)) < 0)
 		goto out_free;
-	if (!sql_type_valid(out->result_type))
+	if (!databend_type_valid(out->result_type))
 		FAIL("spec.result_type \"%.100s\" is not a Databend type", out->result_type);
 	if ((rc = string_field(root, "code", UDF_SPEC_MAX_CODE, 1, &out->code, err, errlen)) < 0)
 		goto out_free;

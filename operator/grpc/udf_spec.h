@@ -1,10 +1,10 @@
 /*
- * grpc/udf_spec: generation 1's request (ApplyUdfResource): the spec JSON and the imports
+ * grpc/udf_spec: protocol 1's request (ApplyUdfResource): the spec JSON and the imports
  * beside it, parsed and checked field by field; the first bad field is named in the error.
  *
  * Request imports pair each spec.imports location with a presigned url and a content tag;
  * Databend sends one entry per spec.imports item without de-duplication, so they are
- * compared as multisets (PROTOCOL.md section 5). The content key covers the handler, types,
+ * compared as multisets (docs/PROTOCOL.md section 5). The content key covers the handler, types,
  * code, packages, runtime version and each import's (location, tag), in spec order (the
  * last of two imports with one basename wins, so order matters), never the urls.
  *

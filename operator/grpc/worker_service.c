@@ -1,4 +1,4 @@
-#include "worker_service.h"
+#include "grpc/worker_service.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -7,10 +7,10 @@
 #include <strings.h>
 
 #include "resource.pb-c.h"
-#include "script.h"
-#include "script_apply.h"
-#include "service.h"
-#include "workers.h"
+#include "grpc/script.h"
+#include "grpc/script_apply.h"
+#include "grpc/service.h"
+#include "api/records.h"
 
 #define MAX_MAP_ENTRIES 64
 #define MAX_KEY		256
@@ -56,8 +56,8 @@ static int check_name(const char *name, char *err, size_t errlen)
 		snprintf(err, errlen, "name is empty: a worker needs a name");
 		return -EINVAL;
 	}
-	if (n > WORKER_NAME_MAX || !printable(name)) {
-		snprintf(err, errlen, "name must be 1 to %d printable characters", WORKER_NAME_MAX);
+	if (n > RECORD_NAME_MAX || !printable(name)) {
+		snprintf(err, errlen, "name must be 1 to %d printable characters", RECORD_NAME_MAX);
 		return -EINVAL;
 	}
 	return 0;
@@ -136,7 +136,7 @@ struct packed_worker {
 	Resourceproto__Worker__OptionsEntry **optp;
 };
 
-static int worker_pack(struct packed_worker *p, const struct worker_info *in)
+static int worker_pack(struct packed_worker *p, const struct record_info *in)
 {
 	memset(p, 0, sizeof(*p));
 	resourceproto__worker__init(&p->w);
@@ -192,7 +192,7 @@ static void reply_message(struct rpc_call *call, const ProtobufCMessage *m)
 /* ---- CreateWorker ---- */
 
 static void on_created(void *arg, enum fn_result r, const char *message,
-		       const struct worker_info *w, size_t n)
+		       const struct record_info *w, size_t n)
 {
 	struct rpc_call *call = arg;
 	if (r != FN_READY || n != 1) {
@@ -234,7 +234,7 @@ static int pack_udf_worker(const char *endpoint, const char *token, uint8_t **bu
 			   void *arg)
 {
 	struct udf_worker_reply *r = arg;
-	struct worker_info info = {r->name, r->tags, r->n_tags, r->options, r->n_options, "", ""};
+	struct record_info info = {r->name, r->tags, r->n_tags, r->options, r->n_options, "", ""};
 	struct packed_worker pw;
 	Resourceproto__CreateWorkerResponse out = RESOURCEPROTO__CREATE_WORKER_RESPONSE__INIT;
 	Resourceproto__CreateWorkerResponse__HeadersEntry h =
@@ -321,7 +321,7 @@ static void on_create(struct rpc_call *call, const uint8_t *req, size_t len, voi
 	const char *tenant = cr.tenant;
 	struct fn_kv *tags = cr.tags, *options = cr.options;
 	if (!in->script[0]) {
-		rc = workers_create(f, tenant, in->name, tags, in->n_tags, options, in->n_options,
+		rc = records_create(f, tenant, in->name, tags, in->n_tags, options, in->n_options,
 				    in->if_not_exists, on_created, call);
 		if (rc < 0)
 			rpc_call_fail(call, RPC_UNAVAILABLE,
@@ -331,7 +331,7 @@ static void on_create(struct rpc_call *call, const uint8_t *req, size_t len, voi
 	/* A UDF: provision it under the worker's name. */
 	char object[64], what[400];
 	struct udf_worker_reply *r = calloc(1, sizeof(*r));
-	if (!r || workers_object_name(in->name, object) < 0) {
+	if (!r || naming_function_record(in->name, object) < 0) {
 		free(r);
 		rpc_call_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
 		goto out_free;
@@ -347,7 +347,7 @@ static void on_create(struct rpc_call *call, const uint8_t *req, size_t len, voi
 	    .tenant = tenant,
 	    .name = object,
 	    .function_name = in->name,
-	    .protocol = FN_PROTO_WORKER,
+	    .protocol = FN_PROTO_WORKER_SERVICE,
 	    .script = in->script,
 	    .script_len = strlen(in->script),
 	    .tags = tags,
@@ -368,7 +368,7 @@ out_free:
 /* ---- AlterWorker ---- */
 
 static void on_altered(void *arg, enum fn_result r, const char *message,
-		       const struct worker_info *w, size_t n)
+		       const struct record_info *w, size_t n)
 {
 	struct rpc_call *call = arg;
 	if (r != FN_READY || n != 1) {
@@ -448,7 +448,7 @@ static void on_alter(struct rpc_call *call, const uint8_t *req, size_t len, void
 	Resourceproto__AlterWorkerRequest *in = ar.in;
 	const char *tenant = ar.tenant;
 	struct fn_kv *set_tags = ar.set_tags, *set_options = ar.set_options;
-	struct worker_change c = {
+	struct record_change c = {
 	    .set_tags = set_tags,
 	    .n_set_tags = in->n_set_tags,
 	    .unset_tags = (const char *const *)in->unset_tags,
@@ -457,9 +457,9 @@ static void on_alter(struct rpc_call *call, const uint8_t *req, size_t len, void
 	    .n_set_options = in->n_set_options,
 	    .unset_options = (const char *const *)in->unset_options,
 	    .n_unset_options = in->n_unset_options,
-	    .state = (enum worker_state_action)in->state_action,
+	    .state = (enum record_state_action)in->state_action,
 	};
-	if (workers_alter(f, tenant, in->name, &c, on_altered, call) < 0)
+	if (records_alter(f, tenant, in->name, &c, on_altered, call) < 0)
 		rpc_call_fail(call, RPC_UNAVAILABLE, "udf-operator cannot take the call now");
 	alter_req_free(&ar);
 }
@@ -467,7 +467,7 @@ static void on_alter(struct rpc_call *call, const uint8_t *req, size_t len, void
 /* ---- DropWorker ---- */
 
 static void on_dropped(void *arg, enum fn_result r, const char *message,
-		       const struct worker_info *w, size_t n)
+		       const struct record_info *w, size_t n)
 {
 	struct rpc_call *call = arg;
 	if (r != FN_READY) {
@@ -509,14 +509,14 @@ static void on_drop(struct rpc_call *call, const uint8_t *req, size_t len, void 
 		rpc_call_fail(call, RPC_INVALID_ARGUMENT, err);
 		return;
 	}
-	if (workers_drop(f, tenant, in->name, in->if_exists, on_dropped, call) < 0)
+	if (records_drop(f, tenant, in->name, in->if_exists, on_dropped, call) < 0)
 		rpc_call_fail(call, RPC_UNAVAILABLE, "udf-operator cannot take the call now");
 	resourceproto__drop_worker_request__free_unpacked(in, NULL);
 }
 
 /* ---- ListWorkers ---- */
 
-static void on_listed(void *arg, enum fn_result r, const char *message, const struct worker_info *w,
+static void on_listed(void *arg, enum fn_result r, const char *message, const struct record_info *w,
 		      size_t n)
 {
 	struct rpc_call *call = arg;
@@ -574,7 +574,7 @@ static void on_list(struct rpc_call *call, const uint8_t *req, size_t len, void 
 		rpc_call_fail(call, RPC_INVALID_ARGUMENT, err);
 		return;
 	}
-	if (workers_list(f, tenant, on_listed, call) < 0)
+	if (records_list(f, tenant, on_listed, call) < 0)
 		rpc_call_fail(call, RPC_UNAVAILABLE, "udf-operator cannot take the call now");
 	resourceproto__list_workers_request__free_unpacked(in, NULL);
 }

@@ -1,9 +1,9 @@
 /*
- * grpc/worker_service: generation 3, resourceproto.WorkerService.
+ * grpc/worker_service: protocol 3, resourceproto.WorkerService.
  * - CreateWorker with an empty script records a worker (tags, options) without provisioning
  *   and answers an empty endpoint; with a script (type "udf", name = the UDF's SQL name) it
  *   provisions the UDF in the worker's UdfFunction (script_apply.h) and answers like
- *   generation 1; a changed script rolls the same function.
+ *   protocol 1; a changed script rolls the same function.
  * - AlterWorker sets / unsets tags and options; Suspend scales to zero and records option
  *   suspended=true, Resume scales back and records suspended=false.
  * - DropWorker deletes; ListWorkers renders every worker of the tenant.
@@ -14,8 +14,8 @@
 #ifndef UDF_GRPC_WORKER_SERVICE_H
 #define UDF_GRPC_WORKER_SERVICE_H
 
-#include "functions.h"
-#include "rpc.h"
+#include "api/functions.h"
+#include "grpc/rpc.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-#include "httpd.h"
+#include "http/httpd.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "util/log.h"
 
 #define HTTPD_MAX_CONNS	  32
 #define HTTPD_MAX_REQUEST 8192

@@ -5,7 +5,7 @@
  * budget, so aliases cannot blow up memory, then read through the same checked lookups the
  * rest of kube/ uses for objects.
  */
-#include "config.h"
+#include "kube/config.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -26,7 +26,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
-#include "log.h"
+#include "util/log.h"
 
 #define SA_DIR		   "/var/run/secrets/kubernetes.io/serviceaccount"
 #define TOKEN_MAX_AGE_S	   60

@@ -5,7 +5,7 @@
  * list pages being gathered, backoff). Shared state (cache, indexes, resourceVersion) is
  * under the informer's rwlock; stats are atomics.
  */
-#include "informer.h"
+#include "kube/informer.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -15,9 +15,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
-#include "strmap.h"
-#include "watch.h"
+#include "util/log.h"
+#include "kube/strmap.h"
+#include "kube/watch.h"
 
 #define LIST_BODY_MAX	(256u << 20)
 #define ERR_BODY_MAX	(64u << 10)

@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rest.h"
+#include "kube/rest.h"
 
 struct kube_informers;
 struct kube_informer;

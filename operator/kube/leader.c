@@ -1,5 +1,5 @@
 /* kube/leader: Lease-based leader election (client-go's LeaderElector, in C). */
-#include "leader.h"
+#include "kube/leader.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "util/log.h"
 
 static const struct kube_res leases = {"apis/coordination.k8s.io/v1", "leases"};
 

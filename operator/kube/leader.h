@@ -13,7 +13,7 @@
 #ifndef UDF_KUBE_LEADER_H
 #define UDF_KUBE_LEADER_H
 
-#include "rest.h"
+#include "kube/rest.h"
 
 struct kube_leader;
 

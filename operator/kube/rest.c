@@ -3,7 +3,7 @@
  * own connections alive between requests (libcurl's shared connection cache is not safe across
  * threads in 7.88), and all share the DNS and TLS session caches.
  */
-#include "rest.h"
+#include "kube/rest.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "util/log.h"
 
 #define BODY_MAX	(256u << 20) /* a LIST page of 500 big objects stays well below */
 #define REQ_TIMEOUT_MS	30000L
@@ -871,4 +871,22 @@ const char *k8s_label(const cJSON *obj, const char *key)
 	const cJSON *labels = k8s_get(obj, "metadata.labels");
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(labels, key);
 	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+const char *k8s_annotation(const cJSON *obj, const char *key)
+{
+	const cJSON *annos = k8s_get(obj, "metadata.annotations");
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(annos, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int kube_error_transient(int rc)
+{
+	/* Transport errors (negative errno, curl failures), 429 and every 5xx: the request may
+	 * succeed if tried again; any other answer of the server will not change by retrying. */
+	if (rc >= 0)
+		return 0;
+	if (rc > -KUBE_E_BASE)
+		return 1;
+	return rc == KUBE_ETOOMANY || (rc <= -(KUBE_E_BASE + 500) && rc > -(KUBE_E_BASE + 600));
 }

@@ -19,7 +19,7 @@
 #include <curl/curl.h>
 #include <stddef.h>
 
-#include "config.h"
+#include "kube/config.h"
 
 struct kube_client;
 
@@ -158,5 +158,12 @@ const char *k8s_str(const cJSON *obj, const char *dotted);
 long long k8s_int(const cJSON *obj, const char *dotted, long long def);
 /* metadata.labels[key] or NULL. */
 const char *k8s_label(const cJSON *obj, const char *key);
+/* metadata.annotations[key] or NULL. */
+const char *k8s_annotation(const cJSON *obj, const char *key);
+
+/* 1 when a request that failed with rc may succeed if tried again: the server was not
+ * reached or did not answer, was overloaded (429) or failed (5xx). 0 for any other answer
+ * (and for rc >= 0). */
+int kube_error_transient(int rc);
 
 #endif

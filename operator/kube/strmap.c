@@ -1,5 +1,5 @@
 /* kube/strmap: chained hash map, FNV-1a, doubling at load factor 1. */
-#include "strmap.h"
+#include "kube/strmap.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* kube/watch: the stream framer, event parsing and backoff (pure, no I/O). */
-#include "watch.h"
+#include "kube/watch.h"
 
 #include <errno.h>
 #include <stdlib.h>

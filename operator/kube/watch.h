@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rest.h"
+#include "kube/rest.h"
 
 #define KUBE_FRAMER_CAP_DEFAULT (16u << 20)
 

@@ -1,5 +1,5 @@
 /* kube/workqueue: FIFO + dirty/processing sets + a min-heap of delayed keys + rate limiter. */
-#include "workqueue.h"
+#include "kube/workqueue.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "strmap.h"
+#include "kube/strmap.h"
 
 struct fifo_node {
 	struct fifo_node *next;

@@ -31,11 +31,11 @@
 #define UDF_ANNO_CONTROL_TOKEN_SHA256 "udf.sandbox.io/control-token-sha256"
 
 /* Tenant namespaces and UdfFunctions. */
-#define UDF_ANNO_TENANT	      "udf.sandbox.io/tenant"	     /* exact tenant name */
-#define UDF_LABEL_TENANT_NS   "udf.sandbox.io/tenant-namespace" /* "true" */
-#define UDF_ANNO_CONTENT_KEY  "udf.sandbox.io/content-key"
-#define UDF_ANNO_UPDATED_AT   "udf.sandbox.io/updated-at"
-#define UDF_LABEL_PROTOCOL    "udf.sandbox.io/protocol" /* Databend protocol generation 1..3 */
-#define UDF_FINALIZER_PODS    "udf.sandbox.io/sandbox-pods"
+#define UDF_ANNO_TENANT	     "udf.sandbox.io/tenant"	       /* exact tenant name */
+#define UDF_LABEL_TENANT_NS  "udf.sandbox.io/tenant-namespace" /* "true" */
+#define UDF_ANNO_CONTENT_KEY "udf.sandbox.io/content-key"
+#define UDF_ANNO_UPDATED_AT  "udf.sandbox.io/updated-at"
+#define UDF_LABEL_PROTOCOL   "udf.sandbox.io/protocol" /* Databend protocol 1..3 */
+#define UDF_FINALIZER_PODS   "udf.sandbox.io/sandbox-pods"
 
 #endif

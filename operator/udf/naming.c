@@ -1,4 +1,4 @@
-#include "naming.h"
+#include "udf/naming.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -24,7 +24,7 @@ void naming_sha256_hex(const void *data, size_t len, char out[65])
 	out[64] = '\0';
 }
 
-int naming_tenant_valid(const char *tenant, char *err, size_t errlen)
+int naming_tenant_check(const char *tenant, char *err, size_t errlen)
 {
 	size_t n = tenant ? strlen(tenant) : 0;
 	if (n == 0) {
@@ -106,4 +106,19 @@ int naming_dns_label(const char *prefix, const char *exact, const char *hash_hex
 int naming_tenant_namespace(const char *prefix, const char *tenant, char out[64])
 {
 	return naming_dns_label(prefix, tenant, NULL, out);
+}
+
+int naming_function_udf(const char *handler, const char *content_key, char out[64])
+{
+	return naming_dns_label("udf-", handler, content_key, out);
+}
+
+int naming_function_resource(const char *content_key, char out[64])
+{
+	return naming_dns_label("r-", "", content_key, out);
+}
+
+int naming_function_record(const char *worker_name, char out[64])
+{
+	return naming_dns_label("w-", worker_name, NULL, out);
 }

@@ -24,9 +24,9 @@
 /* Lower-case hex SHA-256 of len bytes into out[65]. */
 void naming_sha256_hex(const void *data, size_t len, char out[65]);
 
-/* 0 when tenant is usable: 1..128 bytes of printable ASCII. -EINVAL otherwise, with a
- * reason a SQL user can read in err. */
-int naming_tenant_valid(const char *tenant, char *err, size_t errlen);
+/* A check, not a predicate: 0 when tenant is usable: 1..128 bytes of printable ASCII. -EINVAL
+ * otherwise, with a reason a SQL user can read in err. */
+int naming_tenant_check(const char *tenant, char *err, size_t errlen);
 
 /* 0 when prefix can start a DNS label: 1..40 of [a-z0-9-], starting with a letter. */
 int naming_prefix_valid(const char *prefix);
@@ -41,5 +41,15 @@ int naming_dns_label(const char *prefix, const char *exact, const char *hash_hex
 
 /* The namespace of a tenant (see above). */
 int naming_tenant_namespace(const char *prefix, const char *tenant, char out[64]);
+
+/*
+ * The UdfFunction names, one scheme per Databend protocol, each a DNS label into out[64]:
+ * - UdfService (protocol 1): "udf-<readable handler>-<content key[:10]>";
+ * - ResourceService (protocol 2): "r-<content key[:10]>";
+ * - WorkerService records (protocol 3): "w-<readable worker name>-<sha256(name)[:10]>".
+ */
+int naming_function_udf(const char *handler, const char *content_key, char out[64]);
+int naming_function_resource(const char *content_key, char out[64]);
+int naming_function_record(const char *worker_name, char out[64]);
 
 #endif

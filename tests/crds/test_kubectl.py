@@ -11,7 +11,9 @@ import time
 from crdtest import EXAMPLES_DIR, Failure, check, run_cases, shared_namespace
 
 POOL_STATUS = {"replicas": 2, "readyReplicas": 2, "warmHits": 7, "coldStarts": 1,
-               "selector": "udf.sandbox.io/pool=default,udf.sandbox.io/state=idle", "observedGeneration": 1}
+               "selector": "udf.sandbox.io/pool=shared,udf.sandbox.io/state=idle", "observedGeneration": 1,
+               "conditions": [{"type": "ScaleUpBlocked", "status": "False", "reason": "PodsCreated",
+                               "message": "pods are created", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
 FN_STATUS = {"endpoint": "http://10.96.0.10:8815", "tokenSecretName": "add-one-token", "replicas": 1,
              "readyReplicas": 1, "selector": "udf.sandbox.io/function=add-one", "launchType": "warm",
              "specHash": "sha256-0123", "observedGeneration": 1,
@@ -25,6 +27,20 @@ def table(text):
     return lines[0].split(), [line.split() for line in lines[1:]]
 
 
+def cells(text):
+    """kubectl's table output as (header columns, rows of {column: cell}), cut at the header's
+    column starts so that an empty cell stays an empty string."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    head = lines[0].split()
+    starts, pos = [], 0
+    for h in head:
+        pos = lines[0].index(h, pos)
+        starts.append(pos)
+        pos += len(h)
+    bounds = list(zip(starts, starts[1:] + [None]))
+    return head, [{h: line[a:b].strip() for h, (a, b) in zip(head, bounds)} for line in lines[1:]]
+
+
 def main():
     with shared_namespace("udf-crds-kubectl") as (kube, ns):
         k = lambda *a, **kw: kube.kubectl("-n", ns, *a, **kw)  # noqa: E731
@@ -34,9 +50,10 @@ def main():
 
         def setup():
             out = k("apply", "-f", EXAMPLES_DIR).stdout
-            check("udfwarmpool.udf.sandbox.io/default created" in out, out)
-            check("udffunction.udf.sandbox.io/add-one created" in out, out)
-            k("patch", "udfpool", "default", "--subresource=status", "--type=merge",
+            for want in ["udfwarmpool.udf.sandbox.io/big", "udfwarmpool.udf.sandbox.io/shared",
+                         "udffunction.udf.sandbox.io/add-one", "udffunction.udf.sandbox.io/add-two"]:
+                check(want + " created" in out, out)
+            k("patch", "udfpool", "shared", "--subresource=status", "--type=merge",
               "-p", json.dumps({"status": POOL_STATUS}))
             k("patch", "udf", "add-one", "--subresource=status", "--type=merge",
               "-p", json.dumps({"status": FN_STATUS}))
@@ -51,31 +68,38 @@ def main():
                   "function row: %s" % rows[0])
             head, rows = table(tables[1])
             check(head == ["NAME", "READY", "DESIRED", "HITS", "AGE"], "pool columns: %s" % head)
-            check(rows[0][:4] == ["udfwarmpool.udf.sandbox.io/default", "2", "2", "7"], "pool row: %s" % rows[0])
+            # No status yet: READY and HITS are empty, so the row is NAME DESIRED AGE.
+            check(rows[0][:2] == ["udfwarmpool.udf.sandbox.io/big", "1"], "pool row: %s" % rows[0])
+            check(rows[1][:4] == ["udfwarmpool.udf.sandbox.io/shared", "2", "3", "7"], "pool row: %s" % rows[1])
             return out
 
         def wide():
-            head, rows = table(k("get", "udfpool", "-o", "wide").stdout)
-            check(head == ["NAME", "READY", "DESIRED", "HITS", "COLD", "AGE"], "pool wide columns: %s" % head)
-            check(rows[0][4] == "1", "cold starts: %s" % rows[0])
-            head, rows = table(k("get", "udf", "-o", "wide").stdout)
+            head, rows = table(k("get", "udfpool", "shared", "-o", "wide").stdout)
+            check(head == ["NAME", "READY", "DESIRED", "HITS", "COLD", "BLOCKED", "AGE"],
+                  "pool wide columns: %s" % head)
+            check(rows[0][4:6] == ["1", "False"], "cold starts, blocked: %s" % rows[0])
+            head, rows = cells(k("get", "udf", "-o", "wide").stdout)
             check(head[:7] == ["NAME", "READY", "ENDPOINT", "REPLICAS", "LAUNCH", "REASON", "POOL"],
                   "function wide columns: %s" % head)
-            check(rows[0][5:7] == ["Serving", "default"], "function wide row: %s" % rows[0])
+            # add-one names no pool (the operator's --default-pool): the column is empty.
+            check([(r["NAME"], r["REASON"], r["POOL"]) for r in rows] == [("add-one", "Serving", ""),
+                                                                           ("add-two", "", "shared")],
+                  "function wide rows: %s" % rows)
 
         def category():
             out = k("get", "udf-sandbox", "-o", "name").stdout.split()
-            check(sorted(out) == ["udffunction.udf.sandbox.io/add-one", "udfwarmpool.udf.sandbox.io/default"],
+            check(sorted(out) == ["udffunction.udf.sandbox.io/add-one", "udffunction.udf.sandbox.io/add-two",
+                                  "udfwarmpool.udf.sandbox.io/big", "udfwarmpool.udf.sandbox.io/shared"],
                   "kubectl get udf-sandbox: %s" % out)
 
         def scale_pool():
-            out = k("scale", "udfpool/default", "--replicas=5").stdout
+            out = k("scale", "udfpool/shared", "--replicas=5").stdout
             check("scaled" in out, out)
-            pool = get_json("udfpool", "default")
+            pool = get_json("udfpool", "shared")
             check(pool["spec"]["replicas"] == 5, "spec.replicas %s" % pool["spec"]["replicas"])
             check(pool["metadata"]["generation"] == 2, "generation %s" % pool["metadata"]["generation"])
             scale = json.loads(kube.kubectl("get", "--raw", "/apis/udf.sandbox.io/v1alpha1/namespaces/%s/"
-                                            "udfwarmpools/default/scale" % ns).stdout)
+                                            "udfwarmpools/shared/scale" % ns).stdout)
             check(scale["kind"] == "Scale" and scale["spec"]["replicas"] == 5 and scale["status"]["replicas"] == 2
                   and scale["status"]["selector"] == POOL_STATUS["selector"], "scale: %s" % scale)
 
@@ -91,9 +115,9 @@ def main():
 
         def status_subresource():
             # Status written through the main resource is dropped; spec through status too.
-            k("patch", "udfpool", "default", "--type=merge", "-p", '{"status":{"warmHits":99}}')
-            k("patch", "udfpool", "default", "--subresource=status", "--type=merge", "-p", '{"spec":{"replicas":9}}')
-            pool = get_json("udfpool", "default")
+            k("patch", "udfpool", "shared", "--type=merge", "-p", '{"status":{"warmHits":99}}')
+            k("patch", "udfpool", "shared", "--subresource=status", "--type=merge", "-p", '{"spec":{"replicas":9}}')
+            pool = get_json("udfpool", "shared")
             check(pool["status"]["warmHits"] == 7, "status changed through the main resource")
             check(pool["spec"]["replicas"] == 5, "spec changed through the status subresource")
 
@@ -101,9 +125,9 @@ def main():
             # The HPA controller (kube-controller-manager) reads the pool through its scale
             # subresource; AbleToScale=True/SucceededGetScale proves it could.
             h = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-                 "metadata": {"name": "default-pool"},
+                 "metadata": {"name": "shared-pool"},
                  "spec": {"scaleTargetRef": {"apiVersion": "udf.sandbox.io/v1alpha1", "kind": "UdfWarmPool",
-                                             "name": "default"},
+                                             "name": "shared"},
                           "minReplicas": 1, "maxReplicas": 10,
                           "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
                               "type": "Utilization", "averageUtilization": 50}}}]}}
@@ -111,7 +135,7 @@ def main():
             deadline = time.monotonic() + 60
             conds = {}
             while time.monotonic() < deadline:
-                st = get_json("hpa", "default-pool").get("status", {})
+                st = get_json("hpa", "shared-pool").get("status", {})
                 conds = {c["type"]: c for c in st.get("conditions", [])}
                 if "AbleToScale" in conds:
                     break
@@ -132,6 +156,10 @@ def main():
                 check(want in out, "kubectl explain udffunction.spec lacks %r:\n%s" % (want, out))
             out = kube.kubectl("explain", "udfwarmpool.spec.refill").stdout
             check("maxPodsPerSecond\t<integer>" in out and "Pod creations per second at most" in out, out)
+            out = kube.kubectl("explain", "udfwarmpool.spec.functionNamespaceSelector").stdout
+            check("matchExpressions\t<[]Object>" in out and "own namespace is always allowed" in out, out)
+            out = kube.kubectl("explain", "udffunction.spec.poolRef.namespace").stdout
+            check("when empty, the function's own" in out, out)
             out = kube.kubectl("explain", "udfwarmpool.status").stdout
             check("warmHits\t<integer>" in out and "coldStarts\t<integer>" in out, out)
             # Every field of both kinds carries a description.
@@ -150,7 +178,7 @@ def main():
             ("kubectl get -o wide shows Cold, Reason, Pool", wide),
             ("kubectl get udf-sandbox lists both kinds", category),
             ("short names resolve", short_names),
-            ("kubectl scale udfpool/default --replicas=5", scale_pool),
+            ("kubectl scale udfpool/shared --replicas=5", scale_pool),
             ("kubectl scale udf within min/maxReplicas", scale_function_bounds),
             ("status and spec are separate subresources", status_subresource),
             ("an HPA reads the pool through its scale subresource", hpa),

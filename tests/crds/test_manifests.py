@@ -7,8 +7,10 @@ crds/ + manifests/*.yaml after normalizing only YAML formatting, comments and do
 
 On a private cluster (fixed cluster-wide names like udf-system, ClusterRole udf-operator and
 RuntimeClass gvisor must not touch the shared one): server-side dry run of every CRD and
-manifest, `kubectl apply -f crds/ -f manifests/` exactly as a user runs it, Pod Security
-"restricted" admits the operator's pod, the operator's service account has exactly the
+manifest, `kubectl apply -f crds/` then `-f manifests/` exactly as a user runs it (the default
+pool needs its CRD established first), server-side apply of the same, the default pool and its
+namespace as the API server stores them, Pod Security "restricted" admits the operator's pod and
+refuses a root pod in both namespaces, the operator's service account has exactly the
 permissions it should, then `helm install` / `helm upgrade` / `helm uninstall` of the chart.
 """
 
@@ -131,6 +133,9 @@ def comparison_really_diffs():
     # A single changed value must show up, or the equality above proves nothing.
     for s, want in [("operator.replicas=2", "replicas: 2"),
                     ("operator.logLevel=debug", "- --log-level=debug"),
+                    ("defaultPool.replicas=3", "replicas: 3"),
+                    ("worker.image.tag=v2", "- --worker-image=localhost/udf-worker:v2"),
+                    ("defaultPool.resources.limits.memory=1Gi", "memory: 1Gi"),
                     ("runtimeClass.handler=runc", "handler: runc")]:
         diff = compare(plain_docs(), template(s), "manifests", "helm template")
         added = [line for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
@@ -141,7 +146,10 @@ def values_render():
     docs = template("grpc.service.type=LoadBalancer", "grpc.port=6000", "operator.leaderElection=false",
                     "operator.replicas=3", "operator.image.tag=v1", "operator.image.pullPolicy=IfNotPresent",
                     "runtimeClass.name=gvisor-x", "namespace.name=udf-x", "operator.name=udf-op",
-                    "defaultPool.enabled=true", "defaultPool.namespace=tenant-a", "defaultPool.replicas=7",
+                    "defaultPool.namespace=sandboxes-x", "defaultPool.name=shared", "defaultPool.replicas=7",
+                    "defaultPool.refill.maxInFlight=3", "defaultPool.nodeSelector.pool=udf",
+                    "defaultPool.packages={numpy==2.1.3}", "defaultPool.readinessTimeoutSeconds=300",
+                    "worker.image.repository=registry.test/udf-worker", "worker.image.pullPolicy=IfNotPresent",
                     "sandboxNetworkPolicy.egressPorts={443,9000}")
     svc = find(docs, "Service", "udf-op-grpc")
     check(svc["spec"]["type"] == "LoadBalancer" and svc["spec"]["ports"][0]["port"] == 6000, svc)
@@ -151,11 +159,21 @@ def values_render():
     check(dep["spec"]["replicas"] == 3 and dep["metadata"]["namespace"] == "udf-x", dep["metadata"])
     check(c["image"] == "localhost/udf-operator:v1" and c["imagePullPolicy"] == "IfNotPresent", c["image"])
     check("--leader-elect=false" in c["args"] and "--grpc-bind-address=:6000" in c["args"], c["args"])
+    # The worker image's tag defaults to the chart's appVersion, as the operator's does.
+    app_version = yaml.safe_load(open(os.path.join(CHART_DIR, "Chart.yaml")))["appVersion"]
+    check("--default-pool=sandboxes-x/shared" in c["args"]
+          and "--worker-image=registry.test/udf-worker:%s" % app_version in c["args"], c["args"])
     check(c["ports"][0]["containerPort"] == 6000, c["ports"])
     check(find(docs, "RuntimeClass", "gvisor-x")["handler"] == "runsc", "RuntimeClass")
-    pool = find(docs, "UdfWarmPool", "default")
-    check(pool["metadata"]["namespace"] == "tenant-a" and pool["spec"]["replicas"] == 7
-          and pool["spec"]["runtime"]["runtimeClassName"] == "gvisor-x", pool)
+    pool = find(docs, "UdfWarmPool", "shared")
+    spec = pool["spec"]
+    check(pool["metadata"]["namespace"] == "sandboxes-x" and spec["replicas"] == 7
+          and spec["runtime"]["runtimeClassName"] == "gvisor-x" and spec["runtime"]["imagePullPolicy"] == "IfNotPresent"
+          and spec["runtime"]["nodeSelector"] == {"pool": "udf"} and spec["packages"] == ["numpy==2.1.3"]
+          and spec["refill"] == {"maxPodsPerSecond": 5, "maxInFlight": 3} and spec["readinessTimeoutSeconds"] == 300
+          and "image" not in spec["runtime"], pool)
+    ns = find(docs, "Namespace", "sandboxes-x")
+    check(ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted", ns)
     np = find(docs, "NetworkPolicy", "udf-sandbox")
     ports = [p["port"] for p in np["spec"]["egress"][1]["ports"]]
     check(ports == [443, 9000], "egress ports %s" % ports)
@@ -164,9 +182,41 @@ def values_render():
           and frm["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "udf-op", frm)
     binding = find(docs, "ClusterRoleBinding", "udf-op")
     check(binding["subjects"][0] == {"kind": "ServiceAccount", "name": "udf-op", "namespace": "udf-x"}, binding)
-    docs = template("namespace.create=false", "runtimeClass.create=false")
+    docs = template("namespace.create=false", "runtimeClass.create=false", "defaultPool.createNamespace=false")
     kinds = {d["kind"] for d in docs}
-    check("Namespace" not in kinds and "RuntimeClass" not in kinds, kinds)
+    check("Namespace" not in kinds and "RuntimeClass" not in kinds and "UdfWarmPool" in kinds, kinds)
+    # No default pool: neither pool nor namespace, but the operator still names the pool to use.
+    docs = template("defaultPool.enabled=false")
+    check(not [d for d in docs if d["kind"] == "UdfWarmPool" or d["metadata"]["name"] == "udf-sandboxes"],
+          "defaultPool.enabled=false still renders the pool or its namespace")
+    args = find(docs, "Deployment", "udf-operator")["spec"]["template"]["spec"]["containers"][0]["args"]
+    check("--default-pool=udf-sandboxes/default" in args, args)
+    # A pool in the operator's own namespace does not create that namespace twice.
+    docs = template("defaultPool.namespace=udf-system")
+    check(len([d for d in docs if d["kind"] == "Namespace"]) == 1, "udf-system rendered twice")
+    # {} selects every namespace; null leaves the selector out (the pool's own namespace only).
+    pool = find(template("defaultPool.functionNamespaceSelector.matchLabels=null"), "UdfWarmPool", "default")
+    check(pool["spec"]["functionNamespaceSelector"] == {}, pool["spec"])
+    pool = find(template("defaultPool.functionNamespaceSelector=null"), "UdfWarmPool", "default")
+    check("functionNamespaceSelector" not in pool["spec"], pool["spec"])
+
+
+def schema_rejects():
+    # values.schema.json stops a bad value before anything reaches the API server.
+    for s, want in [("defaultPool.replicas=-1", "/defaultPool/replicas"),
+                    ("defaultPool.refill.maxPodsPerSecond=0", "/defaultPool/refill/maxPodsPerSecond"),
+                    ("defaultPool.readinessTimeoutSeconds=5", "/defaultPool/readinessTimeoutSeconds"),
+                    ("defaultPool.namespace=Not_A_Namespace", "/defaultPool/namespace"),
+                    ("defaultPool.resources.limits.gpu=1", "/defaultPool/resources/limits"),
+                    ("defaultPool.resources.limits.memory=null", "memory"),
+                    ("defaultPool.functionNamespaceSelector.matchExpressions[0].key=team,"
+                     "defaultPool.functionNamespaceSelector.matchExpressions[0].operator=Equals",
+                     "/defaultPool/functionNamespaceSelector/matchExpressions/0/operator"),
+                    ("worker.image.tag=bad tag", "/worker/image/tag"),
+                    ("worker.imag=x", "/worker")]:
+        p = helm("template", "udf-sandbox", CHART_DIR, "--set", s, check_rc=False)
+        check(p.returncode != 0 and "values don't meet the specifications of the schema" in p.stderr
+              and want in p.stderr, "--set %s: want a schema error naming %s:\n%s" % (s, want, p.stderr))
 
 
 def network_policy_shape():
@@ -189,8 +239,8 @@ def operator_accepts_args():
     # only when every flag before it parsed.
     binary = os.path.join(os.environ.get("UDF_BUILD_DIR", os.path.join(SOURCE_DIR, "build")),
                           "operator", "udf-operator")
-    if not os.path.exists(binary):
-        return "     | SKIP: %s is not built" % binary
+    check(os.access(binary, os.X_OK), "udf-operator is not built: no executable %s; run `make` "
+          "first" % binary)
     dep = find(load_files(yaml_files(MANIFESTS_DIR)), "Deployment", "udf-operator")
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
     p = run([binary, *args, "--help"], check_rc=False)
@@ -209,12 +259,49 @@ def cluster_cases(kube):
         check(out.count("serverside-applied (server dry run)") == 2, out)
 
     def apply_like_a_user():
-        p = kube.kubectl("apply", "-f", CRDS_DIR, "-f", MANIFESTS_DIR)
-        check("Warning" not in p.stderr, "kubectl apply warned:\n" + p.stderr)
-        created = [line for line in p.stdout.splitlines() if line.endswith(" created")]
-        check(len(created) == len(plain_docs()), "created %d of %d:\n%s" % (len(created), len(plain_docs()), p.stdout))
+        # As manifests/README.md says: the CRDs, established, then manifests/ (the default pool
+        # is a UdfWarmPool, which kubectl can only map once its CRD is served).
+        p = kube.kubectl("apply", "-f", CRDS_DIR)
         kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
-        return "\n".join("     | " + line for line in p.stdout.splitlines())
+        q = kube.kubectl("apply", "-f", MANIFESTS_DIR)
+        out = p.stdout + q.stdout
+        check("Warning" not in p.stderr + q.stderr, "kubectl apply warned:\n" + p.stderr + q.stderr)
+        created = [line for line in out.splitlines() if line.endswith(" created")]
+        check(len(created) == len(plain_docs()), "created %d of %d:\n%s" % (len(created), len(plain_docs()), out))
+        return "\n".join("     | " + line for line in out.splitlines())
+
+    def server_side_apply():
+        # On the fresh cluster, server-side: the CRDs, established, then manifests/.
+        for path in [CRDS_DIR, MANIFESTS_DIR]:
+            p = kube.kubectl("apply", "--server-side", "-f", path)
+            check(p.stdout.count("serverside-applied") == len(load_files(yaml_files(path))) and not p.stderr,
+                  p.stdout + p.stderr)
+            if path == CRDS_DIR:
+                kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+
+    def delete_all():
+        # Back to a fresh cluster for the client-side apply below.
+        kube.kubectl("delete", "-f", MANIFESTS_DIR, "-f", CRDS_DIR, "--wait=true", "--timeout=120s")
+
+    def default_pool_stored():
+        ns = json.loads(kube.kubectl("get", "namespace", "udf-sandboxes", "-o", "json").stdout)
+        labels = ns["metadata"]["labels"]
+        for mode in ("enforce", "audit", "warn"):
+            check(labels.get("pod-security.kubernetes.io/" + mode) == "restricted", labels)
+        pool = json.loads(kube.kubectl("get", "-n", "udf-sandboxes", "udfpool", "default", "-o", "json").stdout)
+        spec = pool["spec"]
+        check(spec["replicas"] == 2 and spec["functionNamespaceSelector"] == {
+            "matchLabels": {"udf.sandbox.io/tenant-namespace": "true"}}, spec)
+        # The server filled what the manifest leaves out; no image, so --worker-image applies.
+        check(spec["runtime"]["workDirSizeLimit"] == "1Gi" and spec["runtime"]["tmpSizeLimit"] == "256Mi"
+              and "image" not in spec["runtime"] and spec["runtime"]["runtimeClassName"] == "gvisor", spec)
+        dep = json.loads(kube.kubectl("get", "-n", "udf-system", "deploy", "udf-operator", "-o", "json").stdout)
+        args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+        check("--default-pool=udf-sandboxes/default" in args
+              and "--worker-image=localhost/udf-worker:dev" in args, args)
+        out = kube.kubectl("scale", "-n", "udf-sandboxes", "udfpool/default", "--replicas=3").stdout
+        check("scaled" in out, out)
+        kube.kubectl("scale", "-n", "udf-sandboxes", "udfpool/default", "--replicas=2")
 
     def dry_run_everything():
         # Same apply mode as the real apply above (client-side), validated by the server.
@@ -223,9 +310,11 @@ def cluster_cases(kube):
             check(p.stdout.count("(server dry run)") == len(load_files(yaml_files(path))) and not p.stderr,
                   p.stdout + p.stderr)
         kube.kubectl("create", "namespace", "tenant-a")
+        examples = len(load_files(yaml_files(EXAMPLES_DIR)))
+        check(examples >= 4, "examples: %d objects" % examples)
         for mode in ["--server-side", "--server-side=false"]:
             out = kube.kubectl("apply", mode, "--dry-run=server", "-n", "tenant-a", "-f", EXAMPLES_DIR).stdout
-            check(out.count("(server dry run)") == 2, out)
+            check(out.count("(server dry run)") == examples, out)
 
     def pod_security_admits_operator():
         # udf-system enforces "restricted": a Pod made from the Deployment's template must pass.
@@ -234,12 +323,38 @@ def cluster_cases(kube):
                "spec": dep["spec"]["template"]["spec"]}
         p = kube.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod))
         check("Warning" not in p.stderr, p.stderr)
-        # And the namespace really enforces it: a root pod is refused.
+        # And the namespaces really enforce it: a root pod is refused, among the sandboxes too.
         bad = json.loads(json.dumps(pod))
         bad["spec"]["securityContext"] = {}
         bad["spec"]["containers"][0]["securityContext"] = {}
         p = kube.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(bad), check_rc=False)
         check(p.returncode != 0 and "violates PodSecurity" in p.stderr, "a root pod was admitted: " + p.stderr)
+        # udf-sandboxes admits a sandbox pod made as the issue asks (gVisor, no token, restricted,
+        # read-only root, sized emptyDirs) and refuses the same pod running as root.
+        kube.kubectl("wait", "-n", "udf-sandboxes", "--for=jsonpath={.metadata.name}=default", "--timeout=60s",
+                     "serviceaccount/default")
+        restricted = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                      "capabilities": {"drop": ["ALL"]}}
+        sandbox = {"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": "sandbox-check", "namespace": "udf-sandboxes"},
+                   "spec": {"runtimeClassName": "gvisor", "automountServiceAccountToken": False,
+                            "enableServiceLinks": False, "restartPolicy": "Never",
+                            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
+                                                "seccompProfile": {"type": "RuntimeDefault"}},
+                            "containers": [{"name": "worker", "image": "localhost/udf-worker:dev",
+                                            "securityContext": restricted,
+                                            "resources": {"limits": {"cpu": "1", "memory": "512Mi",
+                                                                     "ephemeral-storage": "2Gi"}},
+                                            "volumeMounts": [{"name": "app", "mountPath": "/app"},
+                                                             {"name": "tmp", "mountPath": "/tmp"}]}],
+                            "volumes": [{"name": "app", "emptyDir": {"sizeLimit": "1Gi"}},
+                                        {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}]}}
+        p = kube.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(sandbox))
+        check("Warning" not in p.stderr, p.stderr)
+        sandbox["spec"]["securityContext"] = {"runAsUser": 0}
+        p = kube.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(sandbox), check_rc=False)
+        check(p.returncode != 0 and "violates PodSecurity" in p.stderr,
+              "a root sandbox pod was admitted in udf-sandboxes: " + p.stderr)
 
     def least_privilege():
         def can(verb, resource, ns=None, sub=None):
@@ -276,19 +391,21 @@ def cluster_cases(kube):
 
     def delete_plain():
         kube.kubectl("delete", "-f", MANIFESTS_DIR, "--wait=true", "--timeout=120s")
-        p = kube.kubectl("get", "namespace", "udf-system", check_rc=False)
-        check(p.returncode != 0, "udf-system still exists")
+        for ns in ["udf-system", "udf-sandboxes"]:
+            p = kube.kubectl("get", "namespace", ns, check_rc=False)
+            check(p.returncode != 0, "%s still exists" % ns)
 
     def helm_install():
-        kube.kubectl("create", "namespace", "tenant-h")
         # No --wait: this cluster has no node, so the operator's pod never becomes ready.
-        out = helm("install", "udf-sandbox", CHART_DIR, "--namespace", "default",
-                   "--set", "defaultPool.enabled=true", "--set", "defaultPool.namespace=tenant-h",
-                   kubeconfig=kubeconfig).stdout
-        check("STATUS: deployed" in out, out)
-        pool = json.loads(kube.kubectl("get", "-n", "tenant-h", "udfpool", "default", "-o", "json").stdout)
+        out = helm("install", "udf-sandbox", CHART_DIR, "--namespace", "default", kubeconfig=kubeconfig).stdout
+        check("STATUS: deployed" in out and "UdfWarmPool udf-sandboxes/default" in out, out)
+        pool = json.loads(kube.kubectl("get", "-n", "udf-sandboxes", "udfpool", "default", "-o", "json").stdout)
         check(pool["spec"]["replicas"] == 2 and pool["spec"]["runtime"]["runtimeClassName"] == "gvisor"
-              and pool["spec"]["refill"]["maxInFlight"] == 10, pool["spec"])
+              and pool["spec"]["refill"]["maxInFlight"] == 10
+              and pool["spec"]["functionNamespaceSelector"] == {
+                  "matchLabels": {"udf.sandbox.io/tenant-namespace": "true"}}, pool["spec"])
+        ns = json.loads(kube.kubectl("get", "namespace", "udf-sandboxes", "-o", "json").stdout)
+        check(ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted", ns["metadata"])
         for what in [("-n", "udf-system", "deploy/udf-operator"), ("-n", "udf-system", "svc/udf-operator-grpc"),
                      ("runtimeclass/gvisor",), ("clusterrole/udf-operator",)]:
             kube.kubectl("get", *what)
@@ -297,7 +414,7 @@ def cluster_cases(kube):
         helm("upgrade", "udf-sandbox", CHART_DIR, "--namespace", "default", "--reuse-values",
              "--set", "defaultPool.replicas=4", "--set", "grpc.service.type=NodePort",
              "--set", "operator.leaderElection=false", kubeconfig=kubeconfig)
-        pool = json.loads(kube.kubectl("get", "-n", "tenant-h", "udfpool", "default", "-o", "json").stdout)
+        pool = json.loads(kube.kubectl("get", "-n", "udf-sandboxes", "udfpool", "default", "-o", "json").stdout)
         check(pool["spec"]["replicas"] == 4, pool["spec"])
         svc = json.loads(kube.kubectl("get", "-n", "udf-system", "svc", "udf-operator-grpc", "-o", "json").stdout)
         check(svc["spec"]["type"] == "NodePort", svc["spec"])
@@ -306,7 +423,7 @@ def cluster_cases(kube):
 
     def helm_uninstall():
         helm("uninstall", "udf-sandbox", "--namespace", "default", "--wait", kubeconfig=kubeconfig)
-        p = kube.kubectl("get", "-n", "tenant-h", "udfpool", "default", check_rc=False)
+        p = kube.kubectl("get", "-n", "udf-sandboxes", "udfpool", "default", check_rc=False)
         check(p.returncode != 0 and "NotFound" in p.stderr, "pool left behind: " + p.stdout + p.stderr)
         p = kube.kubectl("get", "clusterrole", "udf-operator", check_rc=False)
         check(p.returncode != 0, "ClusterRole left behind")
@@ -315,12 +432,15 @@ def cluster_cases(kube):
 
     return [
         ("server-side dry run of crds/ on a fresh cluster", dry_run_crds),
-        ("kubectl apply -f crds/ -f manifests/", apply_like_a_user),
+        ("kubectl apply --server-side -f crds/, then -f manifests/", server_side_apply),
+        ("the default pool and udf-sandboxes as stored", default_pool_stored),
+        ("kubectl delete -f manifests/ -f crds/", delete_all),
+        ("kubectl apply -f crds/, then -f manifests/", apply_like_a_user),
         ("server-side dry run of crds/, manifests/, examples/", dry_run_everything),
-        ("Pod Security restricted admits the operator pod", pod_security_admits_operator),
+        ("Pod Security restricted: operator pod in, root pods out", pod_security_admits_operator),
         ("the operator's RBAC: needed verbs only", least_privilege),
         ("kubectl delete -f manifests/", delete_plain),
-        ("helm install (default values + a pool)", helm_install),
+        ("helm install (default values: the default pool too)", helm_install),
         ("helm upgrade changes pool size, service type, election", helm_upgrade),
         ("helm uninstall", helm_uninstall),
     ]
@@ -338,6 +458,7 @@ def main():
         ("helm template (defaults) equals crds/ + manifests/", template_equals_plain),
         ("a changed value makes the comparison fail", comparison_really_diffs),
         ("non-default values render", values_render),
+        ("values.schema.json rejects bad values", schema_rejects),
         ("sandbox NetworkPolicy shape", network_policy_shape),
         ("udf-operator accepts the Deployment's args", operator_accepts_args),
     ]

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "health.h"
+#include "grpc/health.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

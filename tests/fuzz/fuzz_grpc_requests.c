@@ -7,9 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "resource_service.h"
-#include "udf_service.h"
-#include "worker_service.h"
+#include "grpc/resource_service.h"
+#include "grpc/udf_service.h"
+#include "grpc/worker_service.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -6,8 +6,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "etag.h"
-#include "script.h"
+#include "grpc/etag.h"
+#include "grpc/script.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

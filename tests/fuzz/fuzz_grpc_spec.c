@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sql_type.h"
-#include "udf_spec.h"
+#include "common/databend_type.h"
+#include "grpc/udf_spec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct udf_spec s;
 	if (udf_spec_parse(text, json_len, imports, n, &s, err, sizeof(err)) == 0)
 		udf_spec_free(&s);
-	(void)sql_type_valid(text);
+	(void)databend_type_valid(text);
 	(void)udf_python_identifier(text);
 	free(text);
 	return 0;

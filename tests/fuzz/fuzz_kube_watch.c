@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "watch.h"
+#include "kube/watch.h"
 
 static int on_frame(void *arg, const char *json, size_t len)
 {

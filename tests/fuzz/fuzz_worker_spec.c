@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(text, data, size);
 	text[size] = '\0';
-	(void)spec_type_valid(text);
+	(void)spec_type_servable(text);
 	(void)spec_python_identifier(text);
 	(void)spec_pep723_dependencies(text, &deps, &n, SPEC_MAX_PACKAGES);
 	for (i = 0; i < n; i++)

@@ -1,4 +1,4 @@
-"""Generation 1, udfproto.UdfService/ApplyUdfResource, against the real operator and API server.
+"""Protocol 1, udfproto.UdfService/ApplyUdfResource, against the real operator and API server.
 
 Covers: the tenant namespace (injective name, restricted Pod Security, NetworkPolicy, exact
 tenant in an annotation); create-then-wait-for-Ready with the token header; the hot path; the

@@ -1,4 +1,4 @@
-"""Generations 2 and 3 against the real operator and API server.
+"""Protocols 2 and 3 against the real operator and API server.
 
 ResourceService/ApplyResource and WorkerService/CreateWorker with Databend-style scripts whose
 presigned urls change on every call: the content key reads each url's ETag with a one-byte
@@ -23,7 +23,7 @@ SERVER_STUB = "from databend_udf import UDFServer\n# the stub Databend sends\n"
 
 
 def databend_script(code, imports=(), packages=()):
-    """A script shaped like the one Databend's query node sends (PROTOCOL.md)."""
+    """A script shaped like the one Databend's query node sends (docs/PROTOCOL.md)."""
     lines = ["#!/usr/bin/env bash", "set -euo pipefail", "mkdir -p /app", "cd /app"]
     if packages:
         lines.append("python -m pip install --no-cache-dir " + " ".join(packages))
@@ -107,7 +107,7 @@ class WorkerService(unittest.TestCase):
         # A fresh presign: same function, answered at once.
         t0 = time.monotonic()
         r2 = self.apply_resource(script())
-        gt.log(f"generation 2 hot call (one ranged GET): {(time.monotonic() - t0) * 1000:.1f} ms")
+        gt.log(f"protocol 2 hot call (one ranged GET): {(time.monotonic() - t0) * 1000:.1f} ms")
         self.assertEqual(r2.endpoint, r1.endpoint)
         ns = result["fn"]["metadata"]["namespace"]
         fns = [f for f in self.env.kube.functions(ns) if "# gen2" in f["spec"].get("script", "")]

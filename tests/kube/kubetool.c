@@ -25,10 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "informer.h"
-#include "leader.h"
-#include "log.h"
-#include "rest.h"
+#include "kube/informer.h"
+#include "kube/leader.h"
+#include "util/log.h"
+#include "kube/rest.h"
 
 static atomic_int stopping;
 

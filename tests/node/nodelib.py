@@ -39,13 +39,14 @@ def run(*args, check=True):
 
 
 def ensure_node(worker_image=False):
-    """Brings up the cluster and its node; with worker_image, (re)builds the worker image
-    from bin/udf-worker first and imports it. Returns the admin kubeconfig."""
+    """Brings up the cluster and its node; with worker_image, refreshes the worker image from
+    bin/udf-worker first (seconds: `make prereqs` built its base) and imports it. Returns the
+    admin kubeconfig."""
     if worker_image:
         out = run(IMAGE_SH, "worker", check=False)
         if out.returncode != 0:
             sys.stderr.write(out.stdout + out.stderr)
-            raise SystemExit("hack/image.sh worker failed")
+            raise SystemExit("FAIL hack/image.sh worker failed (`make prereqs` builds the image)")
     kubeconfig = ensure_cluster(control_plane_only=False)
     if worker_image:
         # A node that was already up imports the new image here.

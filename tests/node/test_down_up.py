@@ -2,7 +2,12 @@
 every down, nothing of the node is left on the host (processes, mounts, network namespaces,
 iptables chains and rules, the bridge, sysctl changes, cgroups, directories), judged against
 the host snapshot node.sh took before it changed anything; after every up the node is Ready
-again and runs pods. Under CI (CI=true) a full hack/cluster.sh down/up cycle follows."""
+again and runs pods. Under CI (CI=true) a full hack/cluster.sh down/up cycle follows.
+
+First, the packet-filter restore alone (hack/lib/iptables.sh) runs in a network namespace of the
+test's own that starts with no table at all, like a fresh machine's host: what the kubelet adds
+there (KUBE-FIREWALL, its jumps, the localnet DROP, the canaries) must be gone afterwards, tables
+included, whatever tables this host already has."""
 
 import os
 import subprocess
@@ -34,6 +39,7 @@ def snapshot():
     host = os.path.join(state_dir(), "node", "host")
     snap = {name: read(os.path.join(host, name)) for name in
             ("sysctls", "iptables", "ip6tables", "netns", "mounts", "cgroups", "paths")}
+    snap["nft-tables"] = read(os.path.join(host, "nft-tables"), None)
     return snap if read(os.path.join(host, "done"), None) is not None else None
 
 
@@ -57,9 +63,59 @@ def chains(save_output):
     return out
 
 
+def tables(save_output):
+    return {line[1:] for line in save_output.splitlines() if line.startswith("*")}
+
+
 def our_rules(save_output):
     return [ln for ln in save_output.splitlines()
             if ln.startswith("-A") and any(m in ln for m in OUR_MARKS)]
+
+
+def nft_tables():
+    r = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True)
+    if not nl.check(r.returncode == 0, f"nft list tables works (hack/deps.sh installs nftables): "
+                    f"{r.stderr.strip()}"):
+        return set()
+    return set(r.stdout.splitlines())
+
+
+def check_fw_restore_in_netns():
+    """hack/lib/iptables.sh's snapshot and restore, in a fresh network namespace (no table)."""
+    lib = os.path.join(SOURCE_DIR, "hack", "lib")
+    script = f"""set -euo pipefail
+source {lib}/common.sh
+source {lib}/iptables.sh
+d=$(mktemp -d)
+trap 'rm -rf "$d"' EXIT
+fw_snapshot "$d"
+for ipt in iptables ip6tables; do
+    $ipt -w -N KUBE-FIREWALL
+    $ipt -w -I INPUT -j KUBE-FIREWALL
+    $ipt -w -I OUTPUT -j KUBE-FIREWALL
+    for t in mangle nat filter; do $ipt -w -t $t -N KUBE-KUBELET-CANARY; done
+    $ipt -w -t nat -N KUBE-SERVICES
+    $ipt -w -t nat -A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+done
+iptables -w -A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 \
+    -m comment --comment "block incoming localnet connections" \
+    -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP
+echo "before: $(iptables-save | grep -c '^-A') iptables rules"
+fw_restore "$d"
+echo '--- iptables'; iptables-save | grep -v '^#' || true
+echo '--- ip6tables'; ip6tables-save | grep -v '^#' || true
+echo '--- nft'; nft list tables
+"""
+    r = subprocess.run(["unshare", "--net", "bash", "-c", script], capture_output=True, text=True)
+    out = r.stdout
+    added = "before: 4 iptables rules" in out
+    left = "".join(out.partition("--- iptables")[1:]).strip().splitlines()
+    left = [ln for ln in left if not ln.startswith("---")]
+    nl.check(r.returncode == 0 and added and not left,
+             f"fresh netns: the kubelet's rules, chains and tables all removed: "
+             f"rc={r.returncode} added={added} "
+             f"left={[ln for ln in left if ln.startswith(('*', '-A', 'table'))][:8]} "
+             f"{r.stderr[-300:]}")
 
 
 def check_host_restored(snap, cycle):
@@ -74,11 +130,22 @@ def check_host_restored(snap, cycle):
     netns = [n for n in (os.listdir(NETNS_DIR) if os.path.isdir(NETNS_DIR) else [])
              if n.startswith("cni-") and n not in before]
     nl.check(not netns, p + f"no CNI network namespace left: {netns[:3]}")
-    for save, name in (("iptables-save", "iptables"), ("ip6tables-save", "ip6tables")):
+    for save, name, family in (("iptables-save", "iptables", "ip"),
+                               ("ip6tables-save", "ip6tables", "ip6")):
         now = subprocess.run([save], capture_output=True, text=True).stdout
+        extra = tables(now) - tables(snap[name])
+        nl.check(not extra, p + f"{name}: no table added: {sorted(extra)}")
         extra = chains(now) - chains(snap[name])
-        nl.check(not extra, p + f"{name}: no chain added: {sorted(extra)[:5]}")
-        nl.check(not our_rules(now), p + f"{name}: no rule of ours: {our_rules(now)[:3]}")
+        nl.check(not extra, p + f"{name}: no chain added: {sorted(extra)[:8]}")
+        nl.check(not our_rules(now), p + f"{name}: no rule of ours: {our_rules(now)[:6]}")
+    # nftables as a whole (iptables-nft's tables and any native one, e.g. kube-proxy's). A
+    # snapshot from before nft-tables was recorded: iptables-nft's tables are what it had.
+    had = snap["nft-tables"]
+    if had is None:
+        had = "\n".join([f"table ip {t}" for t in tables(snap["iptables"])] +
+                        [f"table ip6 {t}" for t in tables(snap["ip6tables"])])
+    extra = nft_tables() - set(had.splitlines())
+    nl.check(not extra, p + f"nftables: no table added: {sorted(extra)}")
     link = subprocess.run(["ip", "link", "show", "udfbr0"], capture_output=True)
     nl.check(link.returncode != 0, p + "bridge udfbr0 removed")
     changed = []
@@ -113,6 +180,7 @@ def run_pods(cycle):
 
 
 def main():
+    check_fw_restore_in_netns()
     nl.ensure_node()
     for cycle in (1, 2):
         run_pods(cycle)

@@ -10,8 +10,8 @@
 #include <cmocka.h>
 
 #include "resource.pb-c.h"
-#include "resource_service.h"
-#include "worker_service.h"
+#include "grpc/resource_service.h"
+#include "grpc/worker_service.h"
 
 static uint8_t buf[1 << 16];
 

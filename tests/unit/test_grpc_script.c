@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "etag.h"
-#include "script.h"
+#include "grpc/etag.h"
+#include "grpc/script.h"
 
 static char *script_with(const char *sig, const char *code)
 {

@@ -1,4 +1,4 @@
-/* grpc/udf_spec, grpc/sql_type, grpc/content_key: generation 1's request checks and key. */
+/* grpc/udf_spec, grpc/content_key: generation 1's request checks and key. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "sql_type.h"
-#include "udf_spec.h"
+#include "common/databend_type.h"
+#include "grpc/udf_spec.h"
 
 #define SPEC(code, imports)                                                                        \
 	"{\"version\":1,\"kind\":\"udf\",\"language\":\"python\",\"handler\":\"add_one\","         \
@@ -48,11 +48,11 @@ static void types(void **state)
 			     "MAP(INT)",  "TUPLE()",	     "INT NULL NULL",
 			     "INT; DROP", "VECTOR(0)",	     "INT NOT"};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		if (!sql_type_valid(good[i]))
+		if (!databend_type_valid(good[i]))
 			fail_msg("%s should be valid", good[i]);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		if (sql_type_valid(bad[i]))
+		if (databend_type_valid(bad[i]))
 			fail_msg("%s should be invalid", bad[i]);
 	}
 	char deep[4096] = "";
@@ -61,7 +61,7 @@ static void types(void **state)
 	strcat(deep, "INT");
 	for (int i = 0; i < 40; i++)
 		strcat(deep, ")");
-	assert_false(sql_type_valid(deep));
+	assert_false(databend_type_valid(deep));
 }
 
 static void identifiers(void **state)

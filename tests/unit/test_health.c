@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "health.h"
+#include "grpc/health.h"
 #include "health.pb-c.h"
 
 static int decode_status(const uint8_t *buf, size_t len)

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "httpd.h"
+#include "http/httpd.h"
 
 static void split_addresses(void **state)
 {

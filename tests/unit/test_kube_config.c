@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "config.h"
+#include "kube/config.h"
 
 static char dir[256];
 

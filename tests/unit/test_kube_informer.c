@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "informer.h"
+#include "kube/informer.h"
 
 struct counts {
 	int adds, updates, deletes;

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "watch.h"
+#include "kube/watch.h"
 
 struct frames {
 	char *items[64];

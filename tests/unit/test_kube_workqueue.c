@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "workqueue.h"
+#include "kube/workqueue.h"
 
 static uint64_t now_ms(void)
 {

@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "log.h"
+#include "util/log.h"
 
 static void text_line_has_level_component_and_message(void **state)
 {

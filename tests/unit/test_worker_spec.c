@@ -161,6 +161,15 @@ static void types(void **state)
 	    "DATE",
 	    "BOOLEAN",
 	    "DOUBLE NULL",
+	    "DECIMAL(10)",
+	    "NUMERIC NULL",
+	    "REAL",
+	    "DOUBLE PRECISION",
+	    "BLOB",
+	    "CHAR(3)",
+	    "INT(11) UNSIGNED NULL",
+	    "NULLABLE(ARRAY(NULLABLE(INT)))",
+	    "TUPLE(a INT, b MAP(STRING, JSON NULL))",
 	};
 	static const char *bad[] = {
 	    "",
@@ -168,7 +177,6 @@ static void types(void **state)
 	    "INT NOT",
 	    "INT NULL NULL",
 	    "DECIMAL(0, 0)",
-	    "DECIMAL(10)",
 	    "DECIMAL(10, 11)",
 	    "ARRAY()",
 	    "ARRAY(INT",
@@ -178,15 +186,61 @@ static void types(void **state)
 	    "INT; DROP TABLE",
 	    "INTEGRAL",
 	    "INT32X",
+	    /* Valid Databend types databend-udf has no Arrow form for. */
+	    "GEOMETRY",
+	    "GEOGRAPHY NULL",
+	    "BITMAP",
+	    "INTERVAL",
+	    "TIMESTAMP WITH TIME ZONE",
+	    "STAGE_LOCATION",
+	    "ARRAY(MAP(INT, TUPLE(a BITMAP)))",
 	};
 	size_t i;
 
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-		if (!spec_type_valid(good[i]))
+		if (!spec_type_servable(good[i]))
 			fail_msg("\"%s\" should be valid", good[i]);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (spec_type_valid(bad[i]))
+		if (spec_type_servable(bad[i]))
 			fail_msg("\"%s\" should be invalid", bad[i]);
+}
+
+/* The stub gets the shared grammar's canonical spelling; types it cannot serve are named. */
+static void served_types(void **state)
+{
+	struct spec_request req;
+	char err[256];
+
+	assert_int_equal(
+	    parse("{\"function\":\"f\",\"tenant\":\"t\",\"token\":\"k\",\"spec\":{"
+		  "\"handler\":\"f\",\"input_types\":[\"int null\",\"NULLABLE(REAL)\","
+		  "\"TUPLE(a CHAR(3), b NUMERIC)\"],\"result_type\":\"BIGINT UNSIGNED\","
+		  "\"code\":\"x\"}}",
+		  &req, err, sizeof(err)),
+	    0);
+	assert_string_equal(req.input_types[0], "int null");
+	assert_string_equal(req.served_input_types[0], "INT32 NULL");
+	assert_string_equal(req.served_input_types[1], "FLOAT32 NULL");
+	assert_string_equal(req.served_input_types[2], "TUPLE(STRING, DECIMAL(18, 3))");
+	assert_string_equal(req.served_result_type, "UINT64");
+	spec_free(&req);
+
+	assert_int_equal(
+	    parse("{\"function\":\"f\",\"tenant\":\"t\",\"token\":\"k\",\"spec\":{"
+		  "\"handler\":\"f\",\"input_types\":[\"INT\",\"ARRAY(GEOMETRY NULL)\"],"
+		  "\"result_type\":\"INT\",\"code\":\"x\"}}",
+		  &req, err, sizeof(err)),
+	    -22);
+	assert_non_null(strstr(err, "spec.input_types[1]"));
+	assert_non_null(strstr(err, "cannot serve Databend type GEOMETRY"));
+	assert_int_equal(
+	    parse("{\"function\":\"f\",\"tenant\":\"t\",\"token\":\"k\",\"spec\":{"
+		  "\"handler\":\"f\",\"input_types\":[],\"result_type\":\"BITMAP NULL\","
+		  "\"code\":\"x\"}}",
+		  &req, err, sizeof(err)),
+	    -22);
+	assert_non_null(strstr(err, "spec.result_type"));
+	assert_non_null(strstr(err, "BITMAP"));
 }
 
 static void identifiers(void **state)
@@ -251,6 +305,7 @@ int main(void)
 	    cmocka_unit_test(bad_requests_name_the_field),
 	    cmocka_unit_test(code_over_one_mebibyte_is_refused),
 	    cmocka_unit_test(types),
+	    cmocka_unit_test(served_types),
 	    cmocka_unit_test(identifiers),
 	    cmocka_unit_test(pep723),
 	    cmocka_unit_test(import_names),

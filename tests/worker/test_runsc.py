@@ -1,7 +1,7 @@
 """udf-worker under gVisor: `runsc --platform=systrap --network=sandbox do udf-worker ...`.
 The worker is PID 1 of the sandbox; it is reached at the sandbox's own address. Covers the
 structured form (token, NOT NULL typing, values), the script form, an os.abort() restart and
-a SIGTERM drain. Skipped (passes) when ~/.cache/udf-sandbox/bin/runsc is missing."""
+a SIGTERM drain. Fails when runsc is not built (`make prereqs` or hack/runsc.sh builds it)."""
 
 import os
 import random
@@ -44,8 +44,9 @@ def f(x):
 
 def main():
     if not os.access(wl.RUNSC, os.X_OK):
-        print(f"SKIP: no runsc at {wl.RUNSC} (hack/runsc.sh builds it)")
-        return 0
+        print(f"FAIL runsc is not built: no executable {wl.RUNSC}; "
+              "run `make prereqs` (or hack/runsc.sh) first")
+        return 1
     body = wl.structured(function="f", handler="f", input_types=["INT"], result_type="INT",
                          code=CODE)
     t0 = time.time()

@@ -150,6 +150,24 @@ def main():
                [ts + datetime.timedelta(days=1), None, ts + datetime.timedelta(days=1),
                 ts + datetime.timedelta(days=1)])
 
+    # Every spelling Databend's CREATE FUNCTION accepts reaches the stub in one canonical form:
+    # NULLABLE(TINYINT UNSIGNED) is a nullable UInt8, REAL a Float32.
+    field = typed_case("NULLABLE(TINYINT UNSIGNED)", "REAL NULL",
+                       "def f(x):\n    return None if x is None else x / 2\n", pa.uint8(),
+                       [1, None, 4, 255], [0.5, None, 2.0, 127.5])
+    check(field.type == pa.float32(), f"REAL NULL: result type {field.type}")
+
+    # A valid Databend type databend-udf has no Arrow form for is refused at specialize,
+    # by name, and the worker stays idle for a request it can serve.
+    body = wl.structured(function="f", handler="f", input_types=["INT", "ARRAY(GEOMETRY NULL)"],
+                         result_type="INT", code="def f(x, g):\n    return x\n")
+    with wl.Worker() as w:
+        status, reply = w.specialize(body)
+        reason = json.dumps(reply)
+        check(status == 400 and "spec.input_types[1]" in reason and "GEOMETRY" in reason,
+              f"GEOMETRY refused: {status} {reason}")
+        check(w.status()["state"] == "idle", "idle after a refused type")
+
     # Zero arguments: one row with no columns in, one row out.
     body = wl.structured(function="one", handler="one", input_types=[], result_type="INT",
                          code="def one():\n    return 1\n")

@@ -9,7 +9,9 @@ or forked from the warm zygote (zygote.py calls main()). It:
 - loads the UDF code as module `udf` and registers its handler with databend-udf's UDFServer;
 - reads Databend's type strings itself: a bare type is NOT NULL, `T NULL` is nullable
   (databend-udf reads a bare type as nullable, which makes the reply's schema disagree with
-  what the query node declared);
+  what the query node declared); udf-worker has already checked the spec's types and writes
+  them in the canonical spelling of common/databend_type.h, so every alias Databend accepts
+  reaches this parser as one of the names it knows;
 - evaluates a call's rows in a tight loop on the call's own thread, checking cancellation
   every CHUNK_ROWS rows (databend-udf's row path costs ~80 us per row: a thread-pool future
   and a cancellation check per row);

@@ -1,4 +1,4 @@
-#include "workers.h"
+#include "api/records.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -6,17 +6,18 @@
 #include <string.h>
 #include <time.h>
 
-#include "functions_internal.h"
-#include "log.h"
-#include "naming.h"
-#include "rest.h"
+#include "api/tenants.h"
+#include "kube/rest.h"
+#include "udf/labels.h"
+#include "udf/naming.h"
+#include "util/log.h"
 
 static const struct kube_res res_functions = {"apis/udf.sandbox.io/v1alpha1", "udffunctions"};
 
-enum worker_op { OP_CREATE, OP_ALTER, OP_DROP, OP_LIST };
+enum record_op { OP_CREATE, OP_ALTER, OP_DROP, OP_LIST };
 
-struct worker_job {
-	enum worker_op op;
+struct record_job {
+	enum record_op op;
 	struct functions *f;
 	char *tenant;
 	char *name;
@@ -24,14 +25,9 @@ struct worker_job {
 	char object[64];
 	cJSON *body; /* create: the object; alter: the merge patch */
 	int flag;    /* create: if_not_exists; drop: if_exists */
-	worker_cb cb;
+	record_cb cb;
 	void *arg;
 };
-
-int workers_object_name(const char *name, char out[64])
-{
-	return naming_dns_label("w-", name, NULL, out);
-}
 
 static void now_rfc3339(char out[32])
 {
@@ -41,15 +37,9 @@ static void now_rfc3339(char out[32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static int classify(int rc)
+static enum fn_result classify(int rc)
 {
-	if (rc == KUBE_ENOTFOUND)
-		return FN_NOT_FOUND;
-	if (rc == KUBE_EINVALID)
-		return FN_INVALID;
-	if (rc > -KUBE_E_BASE || rc <= -(KUBE_E_BASE + 500) || rc == KUBE_ETOOMANY)
-		return FN_UNREACHABLE;
-	return FN_REJECTED;
+	return rc == KUBE_ENOTFOUND ? FN_NOT_FOUND : fn_result_of_kube_error(rc);
 }
 
 /* kv pairs of a string map (borrowed from obj) into a malloc'd array. */
@@ -72,11 +62,11 @@ static struct fn_kv *kv_of(const cJSON *map, size_t *n)
 }
 
 /* Fills w from obj (strings borrowed from it); free w->tags and w->options after use. */
-static void render(const cJSON *obj, struct worker_info *w)
+static void render(const cJSON *obj, struct record_info *w)
 {
 	const cJSON *annos = k8s_get(obj, "metadata.annotations");
 	const cJSON *upd =
-	    annos ? cJSON_GetObjectItemCaseSensitive(annos, FN_ANNO_UPDATED_AT) : NULL;
+	    annos ? cJSON_GetObjectItemCaseSensitive(annos, UDF_ANNO_UPDATED_AT) : NULL;
 	const char *name = k8s_str(obj, "spec.functionName");
 	memset(w, 0, sizeof(*w));
 	w->name = name ? name : k8s_str(obj, "metadata.name");
@@ -90,21 +80,21 @@ static void render(const cJSON *obj, struct worker_info *w)
 	w->options = kv_of(k8s_get(obj, "spec.options"), &w->n_options);
 }
 
-static void render_free(struct worker_info *w)
+static void render_free(struct record_info *w)
 {
 	free((void *)w->tags);
 	free((void *)w->options);
 }
 
-static void answer_one(struct worker_job *j, const cJSON *obj)
+static void answer_one(struct record_job *j, const cJSON *obj)
 {
-	struct worker_info w;
+	struct record_info w;
 	render(obj, &w);
 	j->cb(j->arg, FN_READY, "", &w, 1);
 	render_free(&w);
 }
 
-static void job_free(struct worker_job *j)
+static void job_free(struct record_job *j)
 {
 	free(j->tenant);
 	free(j->name);
@@ -118,19 +108,19 @@ static int belongs_to(const cJSON *obj, const char *tenant)
 	return t && strcmp(t, tenant) == 0;
 }
 
-static void run_create(struct worker_job *j)
+static void run_create(struct record_job *j)
 {
 	char msg[768] = "";
 	cJSON *out = NULL;
-	int r = functions_ensure_namespace(j->f, j->tenant, j->ns, msg, sizeof(msg));
-	if (r != 0) {
-		j->cb(j->arg, (enum fn_result)r, msg, NULL, 0);
+	enum fn_result res;
+	if (tenants_ensure(functions_tenants(j->f), j->tenant, j->ns, &res, msg, sizeof(msg)) < 0) {
+		j->cb(j->arg, res, msg, NULL, 0);
 		return;
 	}
 	struct kube_client *kube = functions_kube(j->f);
 	int rc = kube_create(kube, &res_functions, j->ns, j->body, &out);
 	if (rc == 0) {
-		log_info("workers", "worker \"%s\" of tenant \"%s\" recorded as %s/%s", j->name,
+		log_info("records", "worker \"%s\" of tenant \"%s\" recorded as %s/%s", j->name,
 			 j->tenant, j->ns, j->object);
 		answer_one(j, out);
 		cJSON_Delete(out);
@@ -155,15 +145,15 @@ static void run_create(struct worker_job *j)
 		return;
 	}
 	snprintf(msg, sizeof(msg), "cannot record worker \"%s\": %s", j->name, kube_strerror(rc));
-	j->cb(j->arg, (enum fn_result)classify(rc), msg, NULL, 0);
+	j->cb(j->arg, classify(rc), msg, NULL, 0);
 }
 
 /* The first step of alter and drop. A namespace of another tenant: answers the job with
  * FN_CONFLICT and returns 1. Else GETs the worker's UdfFunction into *cur (the caller frees
  * it) and returns 0 with *rc the result: KUBE_ENOTFOUND also when it is another tenant's. */
-static int get_own_worker(struct worker_job *j, cJSON **cur, int *rc)
+static int get_own_worker(struct record_job *j, cJSON **cur, int *rc)
 {
-	if (functions_tenant_namespace_known(j->f, j->tenant, j->ns) < 0) {
+	if (tenants_owner_known(functions_tenants(j->f), j->ns, j->tenant) < 0) {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "namespace %s belongs to another tenant", j->ns);
 		j->cb(j->arg, FN_CONFLICT, msg, NULL, 0);
@@ -175,7 +165,7 @@ static int get_own_worker(struct worker_job *j, cJSON **cur, int *rc)
 	return 0;
 }
 
-static void run_alter(struct worker_job *j)
+static void run_alter(struct record_job *j)
 {
 	char msg[768] = "";
 	cJSON *cur = NULL, *out = NULL;
@@ -201,10 +191,10 @@ static void run_alter(struct worker_job *j)
 	else
 		snprintf(msg, sizeof(msg), "cannot alter worker \"%s\": %s", j->name,
 			 kube_strerror(rc));
-	j->cb(j->arg, (enum fn_result)classify(rc), msg, NULL, 0);
+	j->cb(j->arg, classify(rc), msg, NULL, 0);
 }
 
-static void run_drop(struct worker_job *j)
+static void run_drop(struct record_job *j)
 {
 	char msg[768] = "";
 	cJSON *cur = NULL;
@@ -219,7 +209,7 @@ static void run_drop(struct worker_job *j)
 	cJSON_Delete(cur);
 	if (rc == 0 || (rc == KUBE_ENOTFOUND && j->flag)) {
 		if (rc == 0)
-			log_info("workers", "worker \"%s\" of tenant \"%s\" dropped (%s/%s)",
+			log_info("records", "worker \"%s\" of tenant \"%s\" dropped (%s/%s)",
 				 j->name, j->tenant, j->ns, j->object);
 		j->cb(j->arg, FN_READY, "", NULL, 0);
 		return;
@@ -229,19 +219,19 @@ static void run_drop(struct worker_job *j)
 	else
 		snprintf(msg, sizeof(msg), "cannot drop worker \"%s\": %s", j->name,
 			 kube_strerror(rc));
-	j->cb(j->arg, (enum fn_result)classify(rc), msg, NULL, 0);
+	j->cb(j->arg, classify(rc), msg, NULL, 0);
 }
 
 static int by_name(const void *a, const void *b)
 {
-	const struct worker_info *x = a, *y = b;
+	const struct record_info *x = a, *y = b;
 	return strcmp(x->name, y->name);
 }
 
-static void answer_list(struct worker_job *j, const cJSON *items)
+static void answer_list(struct record_job *j, const cJSON *items)
 {
 	size_t n = 0, cap = (size_t)cJSON_GetArraySize(items);
-	struct worker_info *ws = calloc(cap ? cap : 1, sizeof(*ws));
+	struct record_info *ws = calloc(cap ? cap : 1, sizeof(*ws));
 	if (!ws) {
 		j->cb(j->arg, FN_REJECTED, "out of memory", NULL, 0);
 		return;
@@ -250,7 +240,7 @@ static void answer_list(struct worker_job *j, const cJSON *items)
 	cJSON_ArrayForEach(it, items)
 	{
 		const char *ns = k8s_str(it, "metadata.namespace");
-		const char *proto = k8s_label(it, FN_LABEL_PROTOCOL);
+		const char *proto = k8s_label(it, UDF_LABEL_PROTOCOL);
 		if (ns && proto && strcmp(ns, j->ns) == 0 && strcmp(proto, "3") == 0 &&
 		    belongs_to(it, j->tenant))
 			render(it, &ws[n++]);
@@ -262,11 +252,11 @@ static void answer_list(struct worker_job *j, const cJSON *items)
 	free(ws);
 }
 
-static void run_list(struct worker_job *j)
+static void run_list(struct record_job *j)
 {
 	char msg[512];
 	cJSON *items = NULL;
-	int rc = kube_list(functions_kube(j->f), &res_functions, j->ns, FN_LABEL_PROTOCOL "=3", 0,
+	int rc = kube_list(functions_kube(j->f), &res_functions, j->ns, UDF_LABEL_PROTOCOL "=3", 0,
 			   &items, NULL);
 	if (rc == KUBE_ENOTFOUND) {
 		j->cb(j->arg, FN_READY, "", NULL, 0);
@@ -274,7 +264,7 @@ static void run_list(struct worker_job *j)
 	}
 	if (rc < 0) {
 		snprintf(msg, sizeof(msg), "cannot list the workers: %s", kube_strerror(rc));
-		j->cb(j->arg, (enum fn_result)classify(rc), msg, NULL, 0);
+		j->cb(j->arg, classify(rc), msg, NULL, 0);
 		return;
 	}
 	answer_list(j, items);
@@ -283,7 +273,7 @@ static void run_list(struct worker_job *j)
 
 static void run(void *arg)
 {
-	struct worker_job *j = arg;
+	struct record_job *j = arg;
 	switch (j->op) {
 	case OP_CREATE:
 		run_create(j);
@@ -301,10 +291,10 @@ static void run(void *arg)
 	job_free(j);
 }
 
-static struct worker_job *job_new(struct functions *f, enum worker_op op, const char *tenant,
-				  const char *name, worker_cb cb, void *arg)
+static struct record_job *job_new(struct functions *f, enum record_op op, const char *tenant,
+				  const char *name, record_cb cb, void *arg)
 {
-	struct worker_job *j = calloc(1, sizeof(*j));
+	struct record_job *j = calloc(1, sizeof(*j));
 	if (!j)
 		return NULL;
 	j->op = op;
@@ -313,27 +303,27 @@ static struct worker_job *job_new(struct functions *f, enum worker_op op, const 
 	j->arg = arg;
 	j->tenant = strdup(tenant);
 	j->name = strdup(name ? name : "");
-	if (!j->tenant || !j->name || functions_namespace(f, tenant, j->ns) < 0 ||
-	    (name && workers_object_name(name, j->object) < 0)) {
+	if (!j->tenant || !j->name || tenants_namespace(functions_tenants(f), tenant, j->ns) < 0 ||
+	    (name && naming_function_record(name, j->object) < 0)) {
 		job_free(j);
 		return NULL;
 	}
 	return j;
 }
 
-static int submit(struct worker_job *j)
+static int submit(struct record_job *j)
 {
-	int rc = functions_submit(j->f, run, j);
+	int rc = functions_run_blocking(j->f, run, j);
 	if (rc < 0)
 		job_free(j);
 	return rc;
 }
 
-int workers_create(struct functions *f, const char *tenant, const char *name,
+int records_create(struct functions *f, const char *tenant, const char *name,
 		   const struct fn_kv *tags, size_t n_tags, const struct fn_kv *options,
-		   size_t n_options, int if_not_exists, worker_cb cb, void *arg)
+		   size_t n_options, int if_not_exists, record_cb cb, void *arg)
 {
-	struct worker_job *j = job_new(f, OP_CREATE, tenant, name, cb, arg);
+	struct record_job *j = job_new(f, OP_CREATE, tenant, name, cb, arg);
 	if (!j)
 		return -ENOMEM;
 	struct fn_desc d = {
@@ -341,7 +331,7 @@ int workers_create(struct functions *f, const char *tenant, const char *name,
 	    .name = j->object,
 	    .function_name = name,
 	    .content_key = "",
-	    .protocol = FN_PROTO_WORKER,
+	    .protocol = FN_PROTO_WORKER_SERVICE,
 	    .tags = tags,
 	    .n_tags = n_tags,
 	    .options = options,
@@ -349,9 +339,10 @@ int workers_create(struct functions *f, const char *tenant, const char *name,
 	};
 	char now[32];
 	now_rfc3339(now);
-	j->body = functions_object(&d, j->ns);
-	cJSON *annos = j->body ? (cJSON *)k8s_get(j->body, "metadata.annotations") : NULL;
-	if (!annos || !cJSON_AddStringToObject(annos, FN_ANNO_UPDATED_AT, now)) {
+	cJSON *annos = NULL;
+	if (fn_object(&d, j->ns, &j->body) == 0)
+		annos = (cJSON *)k8s_get(j->body, "metadata.annotations");
+	if (!annos || !cJSON_AddStringToObject(annos, UDF_ANNO_UPDATED_AT, now)) {
 		job_free(j);
 		return -ENOMEM;
 	}
@@ -382,10 +373,10 @@ static int add_map(cJSON *spec, const char *field, const struct fn_kv *set, size
 	return 0;
 }
 
-int workers_alter(struct functions *f, const char *tenant, const char *name,
-		  const struct worker_change *c, worker_cb cb, void *arg)
+int records_alter(struct functions *f, const char *tenant, const char *name,
+		  const struct record_change *c, record_cb cb, void *arg)
 {
-	struct worker_job *j = job_new(f, OP_ALTER, tenant, name, cb, arg);
+	struct record_job *j = job_new(f, OP_ALTER, tenant, name, cb, arg);
 	if (!j)
 		return -ENOMEM;
 	char now[32];
@@ -395,16 +386,16 @@ int workers_alter(struct functions *f, const char *tenant, const char *name,
 	cJSON *annos = cJSON_AddObjectToObject(md, "annotations");
 	cJSON *spec = cJSON_AddObjectToObject(patch, "spec");
 	j->body = patch;
-	int ok =
-	    patch && md && annos && spec && cJSON_AddStringToObject(annos, FN_ANNO_UPDATED_AT, now);
+	int ok = patch && md && annos && spec &&
+		 cJSON_AddStringToObject(annos, UDF_ANNO_UPDATED_AT, now);
 	ok = ok &&
 	     add_map(spec, "tags", c->set_tags, c->n_set_tags, c->unset_tags, c->n_unset_tags) == 0;
 	ok = ok && add_map(spec, "options", c->set_options, c->n_set_options, c->unset_options,
 			   c->n_unset_options) == 0;
-	if (ok && c->state != WORKER_STATE_KEEP) {
-		struct fn_kv s = {"suspended", c->state == WORKER_SUSPEND ? "true" : "false"};
+	if (ok && c->state != RECORD_STATE_KEEP) {
+		struct fn_kv s = {"suspended", c->state == RECORD_SUSPEND ? "true" : "false"};
 		ok = add_map(spec, "options", &s, 1, NULL, 0) == 0 &&
-		     cJSON_AddNumberToObject(spec, "replicas", c->state == WORKER_SUSPEND ? 0 : 1);
+		     cJSON_AddNumberToObject(spec, "replicas", c->state == RECORD_SUSPEND ? 0 : 1);
 	}
 	if (!ok) {
 		job_free(j);
@@ -413,19 +404,19 @@ int workers_alter(struct functions *f, const char *tenant, const char *name,
 	return submit(j);
 }
 
-int workers_drop(struct functions *f, const char *tenant, const char *name, int if_exists,
-		 worker_cb cb, void *arg)
+int records_drop(struct functions *f, const char *tenant, const char *name, int if_exists,
+		 record_cb cb, void *arg)
 {
-	struct worker_job *j = job_new(f, OP_DROP, tenant, name, cb, arg);
+	struct record_job *j = job_new(f, OP_DROP, tenant, name, cb, arg);
 	if (!j)
 		return -ENOMEM;
 	j->flag = if_exists;
 	return submit(j);
 }
 
-int workers_list(struct functions *f, const char *tenant, worker_cb cb, void *arg)
+int records_list(struct functions *f, const char *tenant, record_cb cb, void *arg)
 {
-	struct worker_job *j = job_new(f, OP_LIST, tenant, NULL, cb, arg);
+	struct record_job *j = job_new(f, OP_LIST, tenant, NULL, cb, arg);
 	if (!j)
 		return -ENOMEM;
 	/* From the API server, not the cache: SHOW WORKERS right after CREATE WORKER must see it.

@@ -1,0 +1,64 @@
+/*
+ * api/functions: the UdfFunction API the gRPC services call. Owns the Kubernetes side of a
+ * call: the tenant's namespace (api/tenants), create-or-reuse of the UdfFunction, its status
+ * from the shared informer cache (the contract is udf/function.h), the token from the
+ * function's Secret (api/tokens), and the wait for Ready (api/parked).
+ *
+ * Threads: the informer loop (handlers only note and enqueue), a workqueue whose threads do
+ * the Kubernetes requests of functions_apply(), the blocking threads (api/blocking) for
+ * one-off work such as worker records, and the deadline sweeper (api/parked).
+ * functions_apply() never blocks: it answers through its callback exactly once, from the
+ * calling thread when the caches already have the answer (a hot call), else from a
+ * workqueue thread when the function settles, else from the sweeper at the call's time.
+ * Everything passed in is borrowed for the duration of the call (copied when needed).
+ */
+#ifndef UDF_API_FUNCTIONS_H
+#define UDF_API_FUNCTIONS_H
+
+#include <stdint.h>
+
+#include "api/outcome.h"
+#include "api/parked.h"
+#include "udf/function.h"
+
+struct kube_client;
+struct kube_informer;
+struct tenants;
+struct functions;
+
+struct functions_options {
+	struct kube_client *kube;	     /* borrowed; outlives the functions */
+	struct kube_informer *inf_functions; /* shared: UdfFunctions of all namespaces */
+	struct kube_informer *inf_tenant_ns; /* shared: namespaces labelled tenant-namespace */
+	const char *ns_prefix;		     /* tenant namespace prefix, e.g. "udf-" */
+	int threads;			     /* workqueue threads (0: 8) */
+};
+
+/* Adds its handlers to the shared informers: call before their loop starts. */
+int functions_new(const struct functions_options *o, struct functions **out);
+/* Starts the threads; the informer loop is started by its owner. */
+int functions_start(struct functions *f);
+/* Answers every parked call (FN_SHUTDOWN) and every later one at once. Call before the
+ * gRPC server stops, so it does not wait for parked calls' deadlines. */
+void functions_shutdown(struct functions *f);
+/* Shuts down (as above), stops the threads, frees. Stop the informer loop first. */
+void functions_free(struct functions *f);
+
+/*
+ * Create the function (or reuse the one of that name with the same content key; a different
+ * key replaces its spec), then answer cb once: when Ready, when it failed, or at
+ * answer_at_ms (CLOCK_MONOTONIC ms) with what is known then. Records the call as use of
+ * the function. Returns 0, or a negative errno when cb will not be called.
+ */
+int functions_apply(struct functions *f, const struct fn_desc *d, int64_t answer_at_ms,
+		    fn_apply_cb cb, void *arg);
+
+/* Runs fn(arg) on one of the blocking threads (they may wait on the network).
+ * 0, or -ESHUTDOWN / -ENOMEM when fn will not run. */
+int functions_run_blocking(struct functions *f, void (*fn)(void *arg), void *arg);
+
+/* For api/records.c: the parts it shares. */
+struct kube_client *functions_kube(struct functions *f);
+struct tenants *functions_tenants(struct functions *f);
+
+#endif

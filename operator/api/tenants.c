@@ -1,0 +1,194 @@
+#include "api/tenants.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kube/informer.h"
+#include "kube/rest.h"
+#include "kube/strmap.h"
+#include "udf/labels.h"
+#include "udf/naming.h"
+#include "udf/netpol.h"
+#include "udf/tenant.h"
+#include "util/log.h"
+
+static const struct kube_res res_namespaces = {"api/v1", "namespaces"};
+static const struct kube_res res_netpols = {"apis/networking.k8s.io/v1", "networkpolicies"};
+
+struct tenants {
+	struct kube_client *kube;
+	struct kube_informer *inf_ns;
+	char prefix[NAMING_PREFIX_MAX + 1];
+	struct udf_netpol *netpol; /* the sandbox policy every tenant namespace gets */
+	pthread_mutex_t lock;
+	struct strmap owners; /* tenant namespace -> its tenant annotation (char *) */
+};
+
+static void note(struct tenants *t, const cJSON *nsobj, int deleted)
+{
+	const char *name = k8s_str(nsobj, "metadata.name");
+	const char *owner = k8s_annotation(nsobj, UDF_ANNO_TENANT);
+	char *copy = !deleted && owner ? strdup(owner) : NULL;
+	void *old = NULL;
+	if (!name)
+		return;
+	pthread_mutex_lock(&t->lock);
+	if (copy) {
+		if (strmap_put(&t->owners, name, copy, &old) < 0) {
+			free(copy);
+			strmap_del(&t->owners, name, &old);
+		}
+	} else {
+		strmap_del(&t->owners, name, &old);
+	}
+	pthread_mutex_unlock(&t->lock);
+	free(old);
+}
+
+static void on_add(void *arg, const cJSON *obj)
+{
+	note(arg, obj, 0);
+}
+
+static void on_update(void *arg, const cJSON *old, const cJSON *obj)
+{
+	note(arg, obj, 0);
+}
+
+static void on_delete(void *arg, const cJSON *obj)
+{
+	note(arg, obj, 1);
+}
+
+int tenants_new(struct kube_client *kube, struct kube_informer *inf_ns, const char *prefix,
+		struct tenants **out)
+{
+	if (!naming_prefix_valid(prefix))
+		return -EINVAL;
+	struct tenants *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->kube = kube;
+	t->inf_ns = inf_ns;
+	snprintf(t->prefix, sizeof(t->prefix), "%s", prefix);
+	pthread_mutex_init(&t->lock, NULL);
+	strmap_init(&t->owners);
+	struct kube_handlers h = {on_add, on_update, on_delete, t};
+	int rc = udf_netpol_new(NULL, &t->netpol);
+	if (rc < 0)
+		log_error("tenants",
+			  "the built-in sandbox NetworkPolicy (manifests/"
+			  "50-networkpolicy.yaml) does not parse: %s",
+			  strerror(-rc));
+	if (rc == 0)
+		rc = kube_informer_add_handlers(inf_ns, &h);
+	if (rc < 0) {
+		tenants_free(t);
+		return rc;
+	}
+	*out = t;
+	return 0;
+}
+
+void tenants_free(struct tenants *t)
+{
+	if (!t)
+		return;
+	strmap_free(&t->owners, free);
+	udf_netpol_free(t->netpol);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+int tenants_namespace(struct tenants *t, const char *tenant, char ns[64])
+{
+	return naming_tenant_namespace(t->prefix, tenant, ns);
+}
+
+int tenants_owner_known(struct tenants *t, const char *ns, const char *tenant)
+{
+	pthread_mutex_lock(&t->lock);
+	const char *owner = strmap_get(&t->owners, ns);
+	int known = !owner ? 0 : strcmp(owner, tenant) == 0 ? 1 : -1;
+	pthread_mutex_unlock(&t->lock);
+	return known;
+}
+
+int tenants_synced(struct tenants *t)
+{
+	return kube_informer_has_synced(t->inf_ns);
+}
+
+static int fail(int rc, enum fn_result r, enum fn_result *res)
+{
+	*res = r;
+	return rc;
+}
+
+/* Creates the namespace, or checks the one there is the tenant's. */
+static int ensure_namespace(struct tenants *t, const char *ns, const char *tenant,
+			    enum fn_result *res, char *msg, size_t msglen)
+{
+	cJSON *nsobj = NULL;
+	int known = tenants_owner_known(t, ns, tenant);
+	if (known > 0)
+		return 0;
+	if (known < 0) {
+		snprintf(msg, msglen, "namespace %s belongs to another tenant", ns);
+		return fail(-EEXIST, FN_CONFLICT, res);
+	}
+	int rc = kube_get_object(t->kube, &res_namespaces, NULL, ns, &nsobj);
+	if (rc == 0) {
+		int owned = tenant_namespace_owned(nsobj, tenant);
+		cJSON_Delete(nsobj);
+		if (owned)
+			return 0;
+		snprintf(msg, msglen,
+			 "namespace %s exists but does not carry the annotation %s=%s; it "
+			 "belongs to another tenant or was not made by udf-operator",
+			 ns, UDF_ANNO_TENANT, tenant);
+		return fail(-EEXIST, FN_CONFLICT, res);
+	}
+	if (rc != KUBE_ENOTFOUND) {
+		snprintf(msg, msglen, "cannot read namespace %s: %s", ns, kube_strerror(rc));
+		return fail(rc, fn_result_of_kube_error(rc), res);
+	}
+	rc = tenant_namespace_object(ns, tenant, &nsobj);
+	if (rc == 0)
+		rc = kube_create(t->kube, &res_namespaces, NULL, nsobj, NULL);
+	cJSON_Delete(nsobj);
+	if (rc == KUBE_EALREADY_EXISTS) /* a race with another operator: check again */
+		return ensure_namespace(t, ns, tenant, res, msg, msglen);
+	if (rc < 0) {
+		snprintf(msg, msglen, "cannot create namespace %s: %s", ns, kube_strerror(rc));
+		return fail(rc, fn_result_of_kube_error(rc), res);
+	}
+	log_info("tenants", "created namespace %s for tenant \"%s\"", ns, tenant);
+	return 0;
+}
+
+int tenants_ensure(struct tenants *t, const char *tenant, char ns[64], enum fn_result *res,
+		   char *msg, size_t msglen)
+{
+	cJSON *np = NULL;
+	if (naming_tenant_namespace(t->prefix, tenant, ns) < 0) {
+		snprintf(msg, msglen, "the tenant name cannot be mapped to a namespace");
+		return fail(-EINVAL, FN_INVALID, res);
+	}
+	int rc = ensure_namespace(t, ns, tenant, res, msg, msglen);
+	if (rc < 0)
+		return rc;
+	rc = udf_netpol_object(t->netpol, ns, &np);
+	if (rc == 0)
+		rc = kube_create(t->kube, &res_netpols, ns, np, NULL);
+	cJSON_Delete(np);
+	if (rc < 0 && rc != KUBE_EALREADY_EXISTS) {
+		snprintf(msg, msglen, "cannot create the NetworkPolicy of namespace %s: %s", ns,
+			 kube_strerror(rc));
+		return fail(rc, fn_result_of_kube_error(rc), res);
+	}
+	return 0;
+}

@@ -1,0 +1,38 @@
+/*
+ * api/tenants: the tenants' namespaces as the gRPC services need them: which tenant owns a
+ * namespace (kept from a shared namespace informer, so a hot call asks no server), and the
+ * blocking create-if-missing of a tenant's namespace with its sandbox NetworkPolicy.
+ * Thread-safe. Handlers run on the informer loop; tenants_ensure() blocks.
+ */
+#ifndef UDF_API_TENANTS_H
+#define UDF_API_TENANTS_H
+
+#include <stddef.h>
+
+#include "api/outcome.h"
+
+struct kube_client;
+struct kube_informer;
+struct tenants;
+
+/* Adds its handlers to inf_ns (namespaces labelled udf.sandbox.io/tenant-namespace=true,
+ * before the loop starts); prefix: naming_prefix_valid(). */
+int tenants_new(struct kube_client *kube, struct kube_informer *inf_ns, const char *prefix,
+		struct tenants **out);
+void tenants_free(struct tenants *t);
+
+/* The tenant's namespace name into ns[64] (pure). 0 or -EINVAL. */
+int tenants_namespace(struct tenants *t, const char *tenant, char ns[64]);
+
+/* Is ns tenant's? From the cache: 1 yes, 0 unknown (not in the cache), -1 another's. */
+int tenants_owner_known(struct tenants *t, const char *ns, const char *tenant);
+
+/* Blocking: creates the tenant's namespace and its NetworkPolicy when missing, and checks
+ * the namespace is the tenant's. 0, or a negative code with *res and msg saying why. */
+int tenants_ensure(struct tenants *t, const char *tenant, char ns[64], enum fn_result *res,
+		   char *msg, size_t msglen);
+
+/* Is the tenants' namespace informer synced? */
+int tenants_synced(struct tenants *t);
+
+#endif
