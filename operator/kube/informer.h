@@ -56,6 +56,11 @@ struct kube_informer_opts {
 	/* 0: drop metadata.managedFields before caching: they are often most of an object's
 	 * size, and controllers never read them. */
 	int keep_managed_fields;
+	/* Fields dropped from every object before it is cached or handed to a handler: dotted
+	 * paths, "[]" after a name for each element of an array ("spec.code",
+	 * "spec.imports[].url"). NULL-terminated, copied; may be NULL. Keep a cache to what its
+	 * readers read: a field dropped here is absent from get/list and from every handler. */
+	const char *const *drop_fields;
 };
 
 /* The client is borrowed and must outlive the loop. */
