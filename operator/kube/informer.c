@@ -565,10 +565,60 @@ static void restart_list(struct kube_informer *inf, int consistent)
 	inf->consistent_relist = consistent;
 }
 
-static void list_page_done(struct kube_informer *inf, CURLcode cc)
+/* One LIST page (len bytes of data): its items into inf->fresh, its continue token into
+ * inf->cont. 0 with the page in *out (the last one: the caller applies the list), 1 when more
+ * pages follow (inf->cont NULL: out of memory), -EPROTO when it is not a list. */
+static int list_page(struct kube_informer *inf, const char *data, size_t len, cJSON **out)
 {
 	cJSON *page, *items, *it;
 	const char *next;
+	*out = NULL;
+	page = cJSON_ParseWithLength(data, len);
+	items = cJSON_GetObjectItemCaseSensitive(page, "items");
+	if (!page || (items && !cJSON_IsArray(items) && !cJSON_IsNull(items))) {
+		cJSON_Delete(page);
+		return -EPROTO;
+	}
+	while (cJSON_IsArray(items) && (it = cJSON_DetachItemViaPointer(items, items->child))) {
+		char key[512];
+		cJSON *old = NULL;
+		trim(inf, it);
+		if (kube_object_key(it, key, sizeof(key)) ||
+		    strmap_put(&inf->fresh, key, it, (void **)&old)) {
+			cJSON_Delete(it);
+			continue;
+		}
+		cJSON_Delete(old);
+	}
+	next = k8s_str(page, "metadata.continue");
+	free(inf->cont);
+	inf->cont = NULL;
+	if (next && *next) {
+		inf->cont = strdup(next);
+		cJSON_Delete(page);
+		return 1;
+	}
+	*out = page;
+	return 0;
+}
+
+int kube_informer_feed_list(struct kube_informer *inf, const char *data, size_t len)
+{
+	cJSON *page = NULL;
+	int rc = list_page(inf, data, len, &page);
+	if (rc < 0)
+		restart_list(inf, 0);
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	apply_list(inf, k8s_str(page, "metadata.resourceVersion"));
+	cJSON_Delete(page);
+	return 0;
+}
+
+static void list_page_done(struct kube_informer *inf, CURLcode cc)
+{
+	cJSON *page;
+	int rc;
 	long code = response_code(inf->easy);
 
 	if (cc != CURLE_OK || code != 200) {
@@ -589,32 +639,14 @@ static void list_page_done(struct kube_informer *inf, CURLcode cc)
 		backoff_then(inf, 1);
 		return;
 	}
-	page = cJSON_ParseWithLength(inf->body.data, inf->body.len);
-	items = cJSON_GetObjectItemCaseSensitive(page, "items");
-	if (!page || (items && !cJSON_IsArray(items) && !cJSON_IsNull(items))) {
+	rc = list_page(inf, inf->body.data, inf->body.len, &page);
+	if (rc < 0) {
 		log_warn("kube", "informer %s: list answer is not a list", inf->plural);
-		cJSON_Delete(page);
 		restart_list(inf, inf->consistent_relist);
 		backoff_then(inf, 1);
 		return;
 	}
-	while (cJSON_IsArray(items) && (it = cJSON_DetachItemViaPointer(items, items->child))) {
-		char key[512];
-		cJSON *old = NULL;
-		trim(inf, it);
-		if (kube_object_key(it, key, sizeof(key)) ||
-		    strmap_put(&inf->fresh, key, it, (void **)&old)) {
-			cJSON_Delete(it);
-			continue;
-		}
-		cJSON_Delete(old);
-	}
-	next = k8s_str(page, "metadata.continue");
-	free(inf->cont);
-	inf->cont = NULL;
-	if (next && *next) {
-		inf->cont = strdup(next);
-		cJSON_Delete(page);
+	if (rc == 1) {
 		if (!inf->cont) {
 			restart_list(inf, inf->consistent_relist);
 			backoff_then(inf, 1);

@@ -94,6 +94,11 @@ int kube_object_key(const cJSON *obj, char *buf, size_t len);
  * loop was not started. Returns 0, -EMSGSIZE, -EPROTO, or KUBE_EGONE on a 410 ERROR event. */
 int kube_informer_feed_watch(struct kube_informer *inf, const char *data, size_t len);
 
+/* Likewise for the body of one LIST page: its items are kept, and the page without a
+ * continue token replaces the cache as a completed LIST would (handlers run). 0, or -EPROTO
+ * when it is not a list (what was kept of earlier pages is dropped). */
+int kube_informer_feed_list(struct kube_informer *inf, const char *data, size_t len);
+
 struct kube_informer_stats {
 	uint64_t events; /* watch events applied (bookmarks included) */
 	uint64_t lists;	 /* completed LISTs (first one included) */
