@@ -2,10 +2,13 @@
 manifests/50-networkpolicy.yaml (read here with PyYAML, not the operator's parser), except for
 its namespace and the operator's namespace, which is the one the operator runs in
 (POD_NAMESPACE). The tenant namespace and its policy come from a gRPC call, as a Databend query
-node makes it; the object compared is the one the API server stored.
+node makes it; the object compared is the one the API server stored. A policy changed or
+deleted by hand (kubectl) is put back by the next call that ensures the tenant's namespace, and
+one that has not drifted is left alone (its resourceVersion does not move).
 """
 
 import copy
+import json
 import os
 import unittest
 
@@ -13,6 +16,7 @@ import grpc
 import yaml
 
 import grpctest as gt
+from cluster import kubectl
 from grpctest import metadata, request, spec
 
 MANIFEST = os.path.join(gt.SOURCE_DIR, "manifests", "50-networkpolicy.yaml")
@@ -47,18 +51,54 @@ class StampedNetworkPolicy(unittest.TestCase):
     def tearDownClass(cls):
         cls.env.close_and_check()
 
-    def stamped(self):
+    def stamped(self, code=None):
         # No function controller runs: the call answers UNAVAILABLE by its deadline, after the
-        # namespace and its policy exist.
+        # namespace and its policy exist. A new code is a new function: the operator ensures
+        # the tenant's namespace (and its policy) again for it.
         with self.assertRaises(grpc.RpcError) as ctx:
-            self.env.udf.ApplyUdfResource(request(spec()), metadata=metadata(self.tenant),
-                                          timeout=1.0)
+            self.env.udf.ApplyUdfResource(request(spec(code=code)),
+                                          metadata=metadata(self.tenant), timeout=1.0)
         self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNAVAILABLE,
                          ctx.exception.details())
         ns = self.env.namespace_of(self.tenant)
         self.assertIsNotNone(ns, "the call made no tenant namespace")
-        return ns, self.env.kube.get(
+        return ns, self.policy(ns)
+
+    def policy(self, ns):
+        return self.env.kube.get(
             f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies/udf-sandbox")
+
+    def test_drifted_policy_is_restored(self):
+        ns, first = self.stamped()
+        rv = first["metadata"]["resourceVersion"]
+        _, same = self.stamped(code="def add_one(x: int) -> int:\n    return x + 2\n")
+        self.assertEqual(same["metadata"]["resourceVersion"], rv,
+                         "a policy that has not drifted was written again")
+
+        # Opened by hand: egress to anywhere on any port, the control port to anyone, and a
+        # label of the operator's changed.
+        opened = [{"op": "replace", "path": "/spec/egress", "value": [{}]},
+                  {"op": "replace", "path": "/spec/ingress/1/from",
+                   "value": [{"namespaceSelector": {}}]}]
+        for args in (("patch", "networkpolicy", "udf-sandbox", "--type=json",
+                      "-p", json.dumps(opened)),
+                     ("label", "networkpolicy", "udf-sandbox", "--overwrite",
+                      "app.kubernetes.io/part-of=someone-else")):
+            r = kubectl("-n", ns, *args, check=False)
+            self.assertEqual(r.returncode, 0, f"kubectl {args[0]}: {r.stderr}")
+        drifted = self.policy(ns)
+        self.assertEqual(drifted["spec"]["egress"], [{}], "the hand edit did not take")
+        _, restored = self.stamped(code="def add_one(x: int) -> int:\n    return x + 3\n")
+        self.assertEqual(restored["spec"], first["spec"])
+        self.assertEqual(restored["metadata"]["labels"], first["metadata"]["labels"])
+        gt.log(f"{ns}/udf-sandbox opened by kubectl was restored by the next call "
+               f"(resourceVersion {drifted['metadata']['resourceVersion']} -> "
+               f"{restored['metadata']['resourceVersion']})")
+
+        # Deleted by hand: made again.
+        kubectl("-n", ns, "delete", "networkpolicy", "udf-sandbox")
+        _, again = self.stamped(code="def add_one(x: int) -> int:\n    return x + 4\n")
+        self.assertEqual(again["spec"], first["spec"])
 
     def test_stamped_policy_is_the_manifest(self):
         ns, got = self.stamped()

@@ -144,6 +144,9 @@ static void policy_says_what_it_must(void **state)
 	assert_string_equal(at(web, "to.0.ipBlock.except.0")->valuestring, "169.254.0.0/16");
 	assert_string_equal(at(web, "to.1.ipBlock.cidr")->valuestring, "::/0");
 	assert_string_equal(at(web, "to.1.ipBlock.except.0")->valuestring, "fe80::/10");
+	/* Cluster-internal ranges are blocked too (pods, Services, nodes, the API). */
+	assert_string_equal(at(web, "to.0.ipBlock.except.1")->valuestring, "10.0.0.0/8");
+	assert_string_equal(at(web, "to.1.ipBlock.except.2")->valuestring, "fc00::/7");
 
 	cJSON_Delete(o);
 	udf_netpol_free(np);
