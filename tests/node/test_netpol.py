@@ -80,7 +80,8 @@ def listener_pod(name, ports, labels, root=False):
         "name": "main", "image": nl.WORKER_IMAGE, "imagePullPolicy": "Never",
         "command": [PY, "-c", LISTENER] + [str(p) for p in ports],
         "readinessProbe": {"tcpSocket": {"port": ports[0]}, "periodSeconds": 1},
-        "resources": {"limits": {"memory": "128Mi", "cpu": "500m"}},
+        "resources": {"requests": {"cpu": "10m", "memory": "64Mi"},
+                      "limits": {"memory": "128Mi"}},
     }
     spec = {"runtimeClassName": "gvisor", "automountServiceAccountToken": False,
             "enableServiceLinks": False, "terminationGracePeriodSeconds": 1,
@@ -170,6 +171,14 @@ class TestNetns:
         self.proc = None
 
     def __enter__(self):
+        try:
+            self.setup()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def setup(self):
         nl.run("ip", "netns", "add", self.name)
         nl.run("ip", "link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if,
                "netns", self.name)
@@ -181,7 +190,6 @@ class TestNetns:
         nl.run(*nsx, "ip", "link", "set", "lo", "up")
         nl.run(*nsx, "ip", "route", "add", "default", "via", NETNS_PEER)
         self.proc = subprocess.Popen([*nsx, sys.executable, "-c", LISTENER, "80"])
-        return self
 
     def __exit__(self, *exc):
         if self.proc:
