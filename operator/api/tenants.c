@@ -220,12 +220,12 @@ static char *restore_patch(const cJSON *want, const char *rv)
 /* Creates the namespace's sandbox policy when missing and puts it back when someone changed
  * it (a policy opened by hand would let every sandbox of the tenant reach what the policy
  * denies). A concurrent change is re-read: a few rounds, then the error. */
-static int ensure_netpol(struct tenants *t, const char *ns, enum fn_result *res, char *msg,
+static int ensure_netpol(struct tenants *t, int i, const char *ns, enum fn_result *res, char *msg,
 			 size_t msglen)
 {
 	cJSON *want = NULL, *live = NULL;
 	const char *what = "stamp";
-	int rc = udf_netpol_object(t->netpol, ns, &want);
+	int rc = udf_netpol_object(t->netpol, i, ns, &want);
 	const char *name = rc == 0 ? k8s_str(want, "metadata.name") : NULL;
 	if (rc == 0 && !name)
 		rc = -EINVAL;
@@ -262,14 +262,12 @@ static int ensure_netpol(struct tenants *t, const char *ns, enum fn_result *res,
 			break;
 		rc = round < 2 ? 0 : rc; /* changed since read (the test op failed): again */
 	}
+	if (rc < 0)
+		snprintf(msg, msglen, "cannot %s the NetworkPolicy %s of namespace %s: %s", what,
+			 name ? name : "", ns, kube_strerror(rc));
 	cJSON_Delete(live);
 	cJSON_Delete(want);
-	if (rc < 0) {
-		snprintf(msg, msglen, "cannot %s the NetworkPolicy of namespace %s: %s", what, ns,
-			 kube_strerror(rc));
-		return fail(rc, fn_result_of_kube_error(rc), res);
-	}
-	return 0;
+	return rc < 0 ? fail(rc, fn_result_of_kube_error(rc), res) : 0;
 }
 
 int tenants_ensure(struct tenants *t, const char *tenant, char ns[64], enum fn_result *res,
@@ -280,7 +278,7 @@ int tenants_ensure(struct tenants *t, const char *tenant, char ns[64], enum fn_r
 		return fail(-EINVAL, FN_INVALID, res);
 	}
 	int rc = ensure_namespace(t, ns, tenant, res, msg, msglen);
-	if (rc < 0)
-		return rc;
-	return ensure_netpol(t, ns, res, msg, msglen);
+	for (int i = 0; rc == 0 && i < udf_netpol_count(t->netpol); i++)
+		rc = ensure_netpol(t, i, ns, res, msg, msglen);
+	return rc;
 }

@@ -94,21 +94,22 @@ def listener_pod(name, ports, labels, root=False):
 
 
 def sandbox_policy(ns, operator_ns, extra_blocked=()):
-    """The policy the operator stamps into ns (tests/grpc/test_netpol.py checks that it does
-    exactly this), plus extra IPv4 ranges in the blocked list."""
+    """The policy objects the operator stamps into ns (tests/grpc/test_netpol.py checks that it
+    does exactly this), as one List, plus extra IPv4 ranges in the blocked list."""
     with open(MANIFEST, encoding="utf-8") as f:
-        docs = [d for d in yaml.safe_load_all(f) if d]
-    pol = copy.deepcopy(docs[0])
-    pol["metadata"]["namespace"] = ns
-    peers = [p for r in pol["spec"]["ingress"] for p in r.get("from", [])
-             if NS_LABEL in p.get("namespaceSelector", {}).get("matchLabels", {})]
+        docs = copy.deepcopy([d for d in yaml.safe_load_all(f) if d])
+    peers = []
+    for pol in docs:
+        pol["metadata"]["namespace"] = ns
+        peers += [p for r in pol["spec"].get("ingress", []) for p in r.get("from", [])
+                  if NS_LABEL in p.get("namespaceSelector", {}).get("matchLabels", {})]
+        for rule in pol["spec"].get("egress", []):
+            for to in rule.get("to", []):
+                if to.get("ipBlock", {}).get("cidr") == "0.0.0.0/0":
+                    to["ipBlock"]["except"] += list(extra_blocked)
     assert len(peers) == 1, peers
     peers[0]["namespaceSelector"]["matchLabels"][NS_LABEL] = operator_ns
-    for rule in pol["spec"]["egress"]:
-        for to in rule.get("to", []):
-            if to.get("ipBlock", {}).get("cidr") == "0.0.0.0/0":
-                to["ipBlock"]["except"] += list(extra_blocked)
-    return pol
+    return {"apiVersion": "v1", "kind": "List", "items": docs}
 
 
 def probe(ns, pod, targets):
