@@ -105,6 +105,7 @@ snapshot_host() {
 		[ -e "$p" ] && echo "$p" >>"$HOSTSNAP/paths"
 	done
 	fw_snapshot "$HOSTSNAP"
+	# For tests/node/test_down_up.py: down leaves no ipset that was not here.
 	ipset list -n 2>/dev/null | sort >"$HOSTSNAP/ipsets" || : >"$HOSTSNAP/ipsets"
 	find "$NETNS_DIR" -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort >"$HOSTSNAP/netns" || true
 	if mountpoint -q "$NETNS_DIR"; then echo mounted >"$HOSTSNAP/netns-dir"; else : >"$HOSTSNAP/netns-dir"; fi
@@ -196,18 +197,33 @@ remove_paths() {
 	done
 }
 
-# kube-router's ipsets (KUBE-SRC-*, KUBE-DST-*, TMP-*, and inet6: ones) that were not there
-# before 'up'. Its own --cleanup-config cannot do it: it panics on a host without IPVS. A set is
-# destroyed only once no iptables rule uses it, so this runs after fw_restore.
-remove_ipsets() {
-	local s
+# kube-router's chains and ipsets, by name and whatever the snapshot says: only this script runs
+# kube-router here, and a snapshot taken while an earlier kube-router still ran (a node that was
+# up before kube-router was part of it) must not make them the host's. Its own --cleanup-config
+# cannot do it: it panics on a host without IPVS. Rules that jump to the chains go first, then
+# the chains; a set is destroyed only once no rule uses it.
+KUBE_ROUTER_CHAINS='^(KUBE-ROUTER-|KUBE-POD-FW-|KUBE-NWPLCY-)'
+KUBE_ROUTER_SETS='^(inet6:)?(KUBE-SRC-|KUBE-DST-|TMP-)'
+remove_kube_router() {
+	local cmd save rule chain s
+	for cmd in iptables ip6tables; do
+		save="$cmd-save"
+		command -v "$save" >/dev/null || continue
+		"$save" -t filter 2>/dev/null | grep -E -- "^-A .* -j ${KUBE_ROUTER_CHAINS#^}" |
+			grep -Ev -- "^-A ${KUBE_ROUTER_CHAINS#^}" | while IFS= read -r rule; do
+			eval "$cmd -w -t filter -D ${rule#-A }" 2>/dev/null || true
+		done
+		for chain in $("$save" -t filter 2>/dev/null | sed -n 's/^:\([^ ]*\) .*/\1/p' |
+			grep -E -- "$KUBE_ROUTER_CHAINS"); do
+			"$cmd" -w -t filter -F "$chain" 2>/dev/null || true
+		done
+		for chain in $("$save" -t filter 2>/dev/null | sed -n 's/^:\([^ ]*\) .*/\1/p' |
+			grep -E -- "$KUBE_ROUTER_CHAINS"); do
+			"$cmd" -w -t filter -X "$chain" 2>/dev/null || true
+		done
+	done
 	command -v ipset >/dev/null || return 0
-	ipset list -n 2>/dev/null | while IFS= read -r s; do
-		case "$s" in
-		KUBE-SRC-* | KUBE-DST-* | TMP-* | inet6:KUBE-SRC-* | inet6:KUBE-DST-* | inet6:TMP-*) ;;
-		*) continue ;;
-		esac
-		grep -qxF -- "$s" "$HOSTSNAP/ipsets" 2>/dev/null && continue
+	for s in $(ipset list -n 2>/dev/null | grep -E -- "$KUBE_ROUTER_SETS"); do
 		ipset destroy "$s" 2>/dev/null || echo "node: could not destroy ipset $s" >&2
 	done
 }
@@ -217,8 +233,8 @@ restore_host() {
 	remove_netns
 	unmount_ours
 	ip link delete "$BRIDGE" 2>/dev/null || true
+	remove_kube_router
 	fw_restore "$HOSTSNAP"
-	remove_ipsets
 	restore_sysctls
 	remove_cgroups
 	remove_paths
