@@ -209,21 +209,22 @@ remove_kube_router() {
 	for cmd in iptables ip6tables; do
 		save="$cmd-save"
 		command -v "$save" >/dev/null || continue
-		"$save" -t filter 2>/dev/null | grep -E -- "^-A .* -j ${KUBE_ROUTER_CHAINS#^}" |
+		# (|| true: grep finds nothing on a host without them, and this may run under set -e.)
+		{ "$save" -t filter 2>/dev/null || true; } | grep -E -- "^-A .* -j ${KUBE_ROUTER_CHAINS#^}" |
 			grep -Ev -- "^-A ${KUBE_ROUTER_CHAINS#^}" | while IFS= read -r rule; do
 			eval "$cmd -w -t filter -D ${rule#-A }" 2>/dev/null || true
-		done
+		done || true
 		for chain in $("$save" -t filter 2>/dev/null | sed -n 's/^:\([^ ]*\) .*/\1/p' |
-			grep -E -- "$KUBE_ROUTER_CHAINS"); do
+			grep -E -- "$KUBE_ROUTER_CHAINS" || true); do
 			"$cmd" -w -t filter -F "$chain" 2>/dev/null || true
 		done
 		for chain in $("$save" -t filter 2>/dev/null | sed -n 's/^:\([^ ]*\) .*/\1/p' |
-			grep -E -- "$KUBE_ROUTER_CHAINS"); do
+			grep -E -- "$KUBE_ROUTER_CHAINS" || true); do
 			"$cmd" -w -t filter -X "$chain" 2>/dev/null || true
 		done
 	done
 	command -v ipset >/dev/null || return 0
-	for s in $(ipset list -n 2>/dev/null | grep -E -- "$KUBE_ROUTER_SETS"); do
+	for s in $(ipset list -n 2>/dev/null | grep -E -- "$KUBE_ROUTER_SETS" || true); do
 		ipset destroy "$s" 2>/dev/null || echo "node: could not destroy ipset $s" >&2
 	done
 }
