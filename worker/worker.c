@@ -1,6 +1,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -35,6 +36,9 @@ extern char **environ;
 #define BACKOFF_MIN_MS	100
 #define BACKOFF_MAX_MS	10000
 #define STABLE_AFTER_MS 30000
+#define ZYGOTE_REPLY_MS 1000
+#define STATS_MAX_COUNT (1ULL << 40) /* per process; 64 of them stay exact in a double */
+#define PID_MAX_LIMIT	4194304	     /* the kernel's PID_MAX_LIMIT on 64-bit */
 
 enum worker_state {
 	STATE_IDLE,
@@ -65,6 +69,7 @@ struct proc {
 	int exited;
 	int status;
 	long long started_ms;
+	long long port_open_ms; /* script form, slot 0: when its port first accepted */
 	char fail_step[32];
 	char fail_reason[LINE_MAX_LEN];
 };
@@ -434,6 +439,25 @@ out_fail:
 	return -errno;
 }
 
+/*
+ * What a child writes reaches our log, status reasons and so gRPC errors: blank out the
+ * function's token wherever it appears. The children are not given the token (the proxy
+ * checks it), so this is the second line of defence. Caller holds w.lock.
+ */
+static void redact_token(char *line)
+{
+	const char *token = w.have_req ? w.req.token : NULL;
+	size_t tlen = token ? strlen(token) : 0;
+	char *at = line;
+
+	if (tlen == 0)
+		return;
+	while ((at = memmem(at, strlen(at), token, tlen)) != NULL) {
+		memset(at, '*', tlen);
+		at += tlen;
+	}
+}
+
 /* Relays a child's output to our stderr line by line and keeps the last line. */
 static void relay_output(struct proc *p)
 {
@@ -446,6 +470,7 @@ static void relay_output(struct proc *p)
 		for (i = 0; i < n; i++) {
 			if (buf[i] == '\n' || p->out_len == sizeof(p->out_buf) - 1) {
 				p->out_buf[p->out_len] = '\0';
+				redact_token(p->out_buf);
 				if (p->out_len) {
 					log_info(p->kind == PROC_JOB	  ? "job"
 						 : p->kind == PROC_ZYGOTE ? "zygote"
@@ -463,6 +488,7 @@ static void relay_output(struct proc *p)
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		if (p->out_len) {
 			p->out_buf[p->out_len] = '\0';
+			redact_token(p->out_buf);
 			log_info("udf", "[%d] %s", (int)p->pid, p->out_buf);
 			memcpy(p->last_line, p->out_buf, p->out_len + 1);
 			p->out_len = 0;
@@ -497,6 +523,7 @@ static void start_slot(int slot);
 
 static void on_ready_line(struct proc *p, char *line)
 {
+	redact_token(line);
 	if (strncmp(line, "ready", 5) == 0) {
 		p->serving = 1;
 		if (w.req.script && p->slot == 0 && line[5] == ' ')
@@ -590,14 +617,24 @@ static void build_server_env(struct envp *e, int slot)
 		 * is on a read-only root filesystem), on the path above. */
 		snprintf(buf, sizeof(buf), "%s/.packages", w.opts->work_dir);
 		env_add(e, "PIP_TARGET", buf);
-		if (w.slots[slot].backend_port)
-			snprintf(buf, sizeof(buf), "127.0.0.1:%d", w.slots[slot].backend_port);
-		else
-			snprintf(buf, sizeof(buf), "0.0.0.0:%d", w.opts->flight_port);
+		snprintf(buf, sizeof(buf), "127.0.0.1:%d", w.slots[slot].backend_port);
 		env_add(e, "UDF_SERVER_ADDR", buf);
 		/* The worker serves /health and /stats itself, for every process. */
 		env_add(e, "RESOURCE_STATUS_ADDR", "127.0.0.1:0");
 	}
+}
+
+/* Stops using the zygote now; its exit is reaped as usual. Caller holds w.lock. */
+static void retire_zygote(void)
+{
+	if (w.zygote_proc >= 0) {
+		w.zygote_retired = 1;
+		kill(w.procs[w.zygote_proc].pid, SIGKILL);
+	}
+	if (w.zygote_sock >= 0)
+		close(w.zygote_sock);
+	w.zygote_sock = -1;
+	w.zygote_ready = 0;
 }
 
 /* Asks the zygote to fork a server; returns the proc index or a negative errno. */
@@ -645,14 +682,25 @@ static int spawn_from_zygote(int slot, struct envp *e)
 	cmsg->cmsg_type = SCM_RIGHTS;
 	cmsg->cmsg_len = CMSG_LEN(sizeof(fds));
 	memcpy(CMSG_DATA(cmsg), fds, sizeof(fds));
-	if (sendmsg(w.zygote_sock, &msg, MSG_NOSIGNAL) < 0)
-		goto out_fail;
-	n = recv(w.zygote_sock, reply, sizeof(reply) - 1, 0);
+	/* We hold w.lock, which /health and /readyz need: a stopped or wedged zygote may cost
+	 * them ZYGOTE_REPLY_MS once, then it is given up (killed) for good. */
+	if (sendmsg(w.zygote_sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		goto out_zygote_broken;
+	{
+		struct pollfd pfd = {.fd = w.zygote_sock, .events = POLLIN};
+
+		if (poll(&pfd, 1, ZYGOTE_REPLY_MS) != 1) {
+			errno = ETIMEDOUT;
+			goto out_zygote_broken;
+		}
+	}
+	n = recv(w.zygote_sock, reply, sizeof(reply) - 1, MSG_DONTWAIT);
 	if (n <= 0)
-		goto out_fail;
+		goto out_zygote_broken;
 	reply[n] = '\0';
-	if (sscanf(reply, "pid %ld", &pid) != 1) {
-		log_warn("worker", "zygote: %s", reply);
+	/* The zygote is Python of our uid: its answer is checked like any child's. */
+	if (sscanf(reply, "pid %ld", &pid) != 1 || pid <= 1 || pid > PID_MAX_LIMIT) {
+		log_warn("worker", "zygote: %.64s", reply);
 		goto out_fail;
 	}
 	cJSON_free(text);
@@ -665,6 +713,9 @@ static int spawn_from_zygote(int slot, struct envp *e)
 	w.procs[idx].ready_fd = ready[0];
 	w.procs[idx].started_ms = now_ms();
 	return idx;
+out_zygote_broken:
+	log_warn("worker", "zygote does not answer (%s): giving it up", strerror(errno));
+	retire_zygote();
 out_fail:
 	log_warn("worker", "zygote spawn failed: %s", strerror(errno));
 	cJSON_free(text);
@@ -774,6 +825,9 @@ static void on_exit_proc(int idx)
 		struct slot *s = &w.slots[slot];
 
 		log_warn("worker", "process %d (slot %d) %s", (int)p->pid, slot, how);
+		/* What it started (a script's helpers, a UDF's subprocesses) goes with it: a
+		 * leftover could hold the slot's port or go on running unsupervised. */
+		kill(-p->pid, SIGKILL);
 		if (w.proxy)
 			proxy_set_backend(w.proxy, slot, s->backend_port, 0);
 		s->proc = -1;
@@ -926,6 +980,10 @@ char *worker_stats_json(void)
 	char *s;
 	int i;
 
+	/* The UDF's processes write this memory (so can the UDF's code): each number is
+	 * clamped before it is summed or turned into a date. */
+	double latest = (double)time(NULL) + 86400;
+
 	for (i = 0; w.stats && i < MAX_SLOTS; i++) {
 		uint64_t c;
 		double f, l;
@@ -933,7 +991,11 @@ char *worker_stats_json(void)
 		memcpy(&c, w.stats + i * STATS_SLOT_SIZE, 8);
 		memcpy(&f, w.stats + i * STATS_SLOT_SIZE + 8, 8);
 		memcpy(&l, w.stats + i * STATS_SLOT_SIZE + 16, 8);
-		count += c;
+		count += c > STATS_MAX_COUNT ? STATS_MAX_COUNT : c;
+		if (!isfinite(f) || f > latest)
+			f = 0;
+		if (!isfinite(l) || l > latest)
+			l = 0;
 		if (f > 0 && (first == 0 || f < first))
 			first = f;
 		if (l > last)
@@ -997,7 +1059,7 @@ static int write_config(void)
 		return -ENOMEM;
 	cJSON_AddStringToObject(c, "function", w.req.function);
 	cJSON_AddStringToObject(c, "tenant", w.req.tenant);
-	cJSON_AddStringToObject(c, "token", w.req.token);
+	/* No token: the proxy checks it, and a UDF can read this file. */
 	cJSON_AddStringToObject(c, "stats_path", w.stats_path);
 	cJSON_AddStringToObject(c, "work_dir", w.opts->work_dir);
 	snprintf(path, sizeof(path), "%s/imports", w.opts->work_dir);
@@ -1188,15 +1250,14 @@ int worker_specialize(struct spec_request *req, char *msg, size_t msg_len)
 	w.nslots = w.opts->processes;
 	for (i = 0; i < w.nslots; i++) {
 		w.slots[i].proc = -1;
-		w.slots[i].backend_port = 0;
-		if (w.nslots > 1) {
-			w.slots[i].backend_port = free_port();
-			if (w.slots[i].backend_port <= 0) {
-				set_failed("serve", "no free loopback port for a server process");
-				goto out;
-			}
+		w.slots[i].backend_port = free_port();
+		if (w.slots[i].backend_port <= 0) {
+			set_failed("serve", "no free loopback port for a server process");
+			goto out;
 		}
 	}
+	if (w.proxy)
+		proxy_set_credentials(w.proxy, w.req.token, w.req.tenant);
 	log_info("worker", "specializing into %s (tenant %s, %s form, %d process(es))",
 		 w.req.function, w.req.tenant, w.req.script ? "script" : "structured", w.nslots);
 	if (pthread_create(&t, NULL, specializer, NULL) != 0) {
@@ -1385,11 +1446,11 @@ int worker_init(const struct worker_options *opts)
 		return rc;
 	for (i = 0; i < MAX_SLOTS; i++)
 		w.slots[i].proc = -1;
-	if (opts->processes > 1) {
-		rc = proxy_start(opts->flight_port, MAX_SLOTS, &w.proxy);
-		if (rc)
-			return rc;
-	}
+	/* Always in front, even of one process: it is where the token is checked (proxy.h). */
+	rc = proxy_start(opts->flight_port, MAX_SLOTS, &w.proxy);
+	if (rc)
+		return rc;
+	proxy_set_limits(w.proxy, opts->max_connections, opts->flight_idle_seconds);
 	pthread_mutex_lock(&w.lock);
 	if (opts->zygote)
 		start_zygote();
@@ -1426,6 +1487,54 @@ static int children_left(void)
 	return n;
 }
 
+/*
+ * The script form learns that its server serves from our hook's "ready" line. A script that
+ * runs Python without the hook (`python -I`, another interpreter) never says it: once slot
+ * 0's loopback port has accepted connections for SCRIPT_PROBE_GRACE_MS without a ready line,
+ * it serves all the same (the proxy checks the token either way), as the one process we
+ * know how to start. Caller holds w.lock.
+ */
+#define SCRIPT_PROBE_GRACE_MS 1000
+
+static void probe_script_port(long long now)
+{
+	struct sockaddr_in to = {.sin_family = AF_INET};
+	struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
+	struct proc *p;
+	int fd, open_now;
+
+	if (!w.req.script || w.state != STATE_SPECIALIZING || w.nslots < 1 || w.slots[0].proc < 0 ||
+	    !w.slots[0].backend_port)
+		return;
+	p = &w.procs[w.slots[0].proc];
+	if (p->serving || p->exited)
+		return;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	to.sin_port = htons((uint16_t)w.slots[0].backend_port);
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	open_now = connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0;
+	close(fd);
+	if (!open_now) {
+		p->port_open_ms = 0;
+		return;
+	}
+	if (!p->port_open_ms) {
+		p->port_open_ms = now;
+		return;
+	}
+	if (now - p->port_open_ms < SCRIPT_PROBE_GRACE_MS)
+		return;
+	log_warn("worker",
+		 "process %d serves on its port without our hook's ready line: one "
+		 "process",
+		 (int)p->pid);
+	w.nslots = 1;
+	on_ready_line(p, (char[]){"ready"});
+}
+
 void worker_supervise(void)
 {
 	struct pollfd pfd[2 + 2 * MAX_PROCS + 1];
@@ -1447,6 +1556,10 @@ void worker_supervise(void)
 				start_slot(i);
 		}
 		timeout = zygote_pending ? 50 : 1000;
+		if (w.req.script && w.state == STATE_SPECIALIZING && !w.draining) {
+			probe_script_port(now);
+			timeout = 200;
+		}
 		for (i = 0; i < w.nslots && !w.draining; i++) {
 			if (w.slots[i].restart_at_ms && w.slots[i].proc < 0) {
 				if (w.slots[i].restart_at_ms <= now)
