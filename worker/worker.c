@@ -1,7 +1,6 @@
 #include "worker.h"
 
 #include <errno.h>
-#include <math.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -23,6 +22,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
 
+#include "child.h"
 #include "imports.h"
 #include "log.h"
 #include "proxy.h"
@@ -31,14 +31,12 @@ extern char **environ;
 
 #define MAX_SLOTS	64
 #define MAX_PROCS	(MAX_SLOTS + 8)
-#define STATS_SLOT_SIZE 32
+#define STATS_SLOT_SIZE CHILD_STATS_SLOT_SIZE
 #define LINE_MAX_LEN	1024
 #define BACKOFF_MIN_MS	100
 #define BACKOFF_MAX_MS	10000
 #define STABLE_AFTER_MS 30000
 #define ZYGOTE_REPLY_MS 1000
-#define STATS_MAX_COUNT (1ULL << 40) /* per process; 64 of them stay exact in a double */
-#define PID_MAX_LIMIT	4194304	     /* the kernel's PID_MAX_LIMIT on 64-bit */
 
 enum worker_state {
 	STATE_IDLE,
@@ -63,8 +61,7 @@ struct proc {
 	char out_buf[LINE_MAX_LEN];
 	size_t out_len;
 	char last_line[LINE_MAX_LEN];
-	char ready_buf[LINE_MAX_LEN * 4];
-	size_t ready_len;
+	struct child_lines ready_lines;
 	int serving;
 	int exited;
 	int status;
@@ -416,8 +413,10 @@ static int spawn(enum proc_kind kind, char *const argv[], char *const envp[], co
 		_exit(127);
 	}
 	close(out[1]);
-	if (want_ready)
+	if (want_ready) {
 		close(ready[1]);
+		fcntl(ready[0], F_SETFL, O_NONBLOCK);
+	}
 	fcntl(out[0], F_SETFL, O_NONBLOCK);
 	w.procs[idx].kind = kind;
 	w.procs[idx].pid = pid;
@@ -521,13 +520,17 @@ static int serving_count(void)
 
 static void start_slot(int slot);
 
-static void on_ready_line(struct proc *p, char *line)
+static void on_ready_line(void *arg, char *line)
 {
+	struct proc *p = arg;
+	struct child_ready r;
+
 	redact_token(line);
-	if (strncmp(line, "ready", 5) == 0) {
+	child_ready_parse(line, &r);
+	if (r.kind == CHILD_READY) {
 		p->serving = 1;
-		if (w.req.script && p->slot == 0 && line[5] == ' ')
-			snprintf(w.script_argv_json, sizeof(w.script_argv_json), "%s", line + 6);
+		if (w.req.script && p->slot == 0 && r.argv_json)
+			snprintf(w.script_argv_json, sizeof(w.script_argv_json), "%s", r.argv_json);
 		if (w.proxy && w.slots[p->slot].backend_port)
 			proxy_set_backend(w.proxy, p->slot, w.slots[p->slot].backend_port, 1);
 		log_info("worker", "process %d (slot %d) serves", (int)p->pid, p->slot);
@@ -551,42 +554,23 @@ static void on_ready_line(struct proc *p, char *line)
 				kill(w.procs[w.zygote_proc].pid, SIGTERM);
 			}
 		}
-	} else if (strncmp(line, "failed ", 7) == 0) {
-		char *step = line + 7, *sp = strchr(step, ' ');
-
-		if (sp)
-			*sp = '\0';
-		snprintf(p->fail_step, sizeof(p->fail_step), "%s", step);
-		snprintf(p->fail_reason, sizeof(p->fail_reason), "%s", sp ? sp + 1 : "");
+	} else if (r.kind == CHILD_FAILED) {
+		snprintf(p->fail_step, sizeof(p->fail_step), "%s", r.step);
+		snprintf(p->fail_reason, sizeof(p->fail_reason), "%s", r.reason);
 	}
 }
 
+/* Reads what is there without blocking: a UDF's own child may hold the pipe open. */
 static void read_ready(struct proc *p)
 {
+	char buf[4096];
 	ssize_t n;
 
-	n = read(p->ready_fd, p->ready_buf + p->ready_len, sizeof(p->ready_buf) - 1 - p->ready_len);
-	if (n <= 0) {
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
+	while ((n = read(p->ready_fd, buf, sizeof(buf))) > 0)
+		child_lines_feed(&p->ready_lines, buf, (size_t)n, on_ready_line, p);
+	if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
 		close(p->ready_fd);
 		p->ready_fd = -1;
-		return;
-	}
-	p->ready_len += (size_t)n;
-	p->ready_buf[p->ready_len] = '\0';
-	for (;;) {
-		char *nl = memchr(p->ready_buf, '\n', p->ready_len);
-
-		if (!nl) {
-			if (p->ready_len == sizeof(p->ready_buf) - 1)
-				p->ready_len = 0; /* an overlong line: drop it */
-			return;
-		}
-		*nl = '\0';
-		on_ready_line(p, p->ready_buf);
-		p->ready_len -= (size_t)(nl + 1 - p->ready_buf);
-		memmove(p->ready_buf, nl + 1, p->ready_len);
 	}
 }
 
@@ -649,7 +633,7 @@ static int spawn_from_zygote(int slot, struct envp *e)
 	char *text = NULL;
 	ssize_t n;
 	size_t i;
-	long pid;
+	pid_t pid;
 
 	idx = proc_alloc();
 	if (idx < 0)
@@ -699,7 +683,7 @@ static int spawn_from_zygote(int slot, struct envp *e)
 		goto out_zygote_broken;
 	reply[n] = '\0';
 	/* The zygote is Python of our uid: its answer is checked like any child's. */
-	if (sscanf(reply, "pid %ld", &pid) != 1 || pid <= 1 || pid > PID_MAX_LIMIT) {
+	if (child_zygote_reply_parse(reply, &pid) != 0) {
 		log_warn("worker", "zygote: %.64s", reply);
 		goto out_fail;
 	}
@@ -707,8 +691,9 @@ static int spawn_from_zygote(int slot, struct envp *e)
 	close(out[1]);
 	close(ready[1]);
 	fcntl(out[0], F_SETFL, O_NONBLOCK);
+	fcntl(ready[0], F_SETFL, O_NONBLOCK);
 	w.procs[idx].kind = PROC_SERVER;
-	w.procs[idx].pid = (pid_t)pid;
+	w.procs[idx].pid = pid;
 	w.procs[idx].out_fd = out[0];
 	w.procs[idx].ready_fd = ready[0];
 	w.procs[idx].started_ms = now_ms();
@@ -741,19 +726,12 @@ static void start_slot(int slot)
 	w.slots[slot].restart_at_ms = 0;
 	if (w.req.script && w.script_argv_json[0]) {
 		/* Later script slots run the same Python command line as slot 0 did. */
-		cJSON *argv = cJSON_Parse(w.script_argv_json), *it;
+		cJSON *tree;
 		char *args[64];
-		int n = 0;
 
-		cJSON_ArrayForEach(it, argv)
-		{
-			if (n < 63 && cJSON_IsString(it))
-				args[n++] = it->valuestring;
-		}
-		args[n] = NULL;
-		if (n > 0)
+		if (child_argv_parse(w.script_argv_json, &tree, args, 64) > 0)
 			idx = spawn(PROC_SERVER, args, e.v, w.opts->work_dir, 1, -1);
-		cJSON_Delete(argv);
+		cJSON_Delete(tree);
 	} else if (w.req.script) {
 		char *const args[] = {"/bin/bash", script, NULL};
 
@@ -973,46 +951,25 @@ static void format_time(double t, char *buf, size_t len)
 
 char *worker_stats_json(void)
 {
-	unsigned long long count = 0;
-	double first = 0, last = 0;
+	struct child_stats sum;
 	char buf[64];
 	cJSON *o;
 	char *s;
-	int i;
 
-	/* The UDF's processes write this memory (so can the UDF's code): each number is
-	 * clamped before it is summed or turned into a date. */
-	double latest = (double)time(NULL) + 86400;
-
-	for (i = 0; w.stats && i < MAX_SLOTS; i++) {
-		uint64_t c;
-		double f, l;
-
-		memcpy(&c, w.stats + i * STATS_SLOT_SIZE, 8);
-		memcpy(&f, w.stats + i * STATS_SLOT_SIZE + 8, 8);
-		memcpy(&l, w.stats + i * STATS_SLOT_SIZE + 16, 8);
-		count += c > STATS_MAX_COUNT ? STATS_MAX_COUNT : c;
-		if (!isfinite(f) || f > latest)
-			f = 0;
-		if (!isfinite(l) || l > latest)
-			l = 0;
-		if (f > 0 && (first == 0 || f < first))
-			first = f;
-		if (l > last)
-			last = l;
-	}
+	/* The UDF's processes write this memory (so can the UDF's code): child.h clamps. */
+	child_stats_sum(w.stats, MAX_SLOTS, (double)time(NULL) + 86400, &sum);
 	o = cJSON_CreateObject();
 	if (!o)
 		return NULL;
-	cJSON_AddNumberToObject(o, "request_count", (double)count);
-	if (first > 0) {
-		format_time(first, buf, sizeof(buf));
+	cJSON_AddNumberToObject(o, "request_count", (double)sum.count);
+	if (sum.first > 0) {
+		format_time(sum.first, buf, sizeof(buf));
 		cJSON_AddStringToObject(o, "first_request_time", buf);
 	} else {
 		cJSON_AddNullToObject(o, "first_request_time");
 	}
-	if (last > 0) {
-		format_time(last, buf, sizeof(buf));
+	if (sum.last > 0) {
+		format_time(sum.last, buf, sizeof(buf));
 		cJSON_AddStringToObject(o, "last_request_time", buf);
 	} else {
 		cJSON_AddNullToObject(o, "last_request_time");
@@ -1390,6 +1347,11 @@ static int writable_env(const struct worker_options *opts)
 	}
 	setenv("PIP_NO_CACHE_DIR", "1", 0);
 	return 0;
+}
+
+void worker_use_options(const struct worker_options *opts)
+{
+	w.opts = opts;
 }
 
 int worker_init(const struct worker_options *opts)
