@@ -21,7 +21,8 @@ import pyarrow.flight as flight
 SOURCE_DIR = os.environ.get("UDF_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD_DIR = os.environ.get("UDF_BUILD_DIR") or os.path.join(SOURCE_DIR, "build")
-WORKER = os.path.join(BUILD_DIR, "worker", "udf-worker")
+# UDF_WORKER_BINARY: another build of it, e.g. udf-worker-san (the *_san tests).
+WORKER = os.environ.get("UDF_WORKER_BINARY") or os.path.join(BUILD_DIR, "worker", "udf-worker")
 RUNTIME_DIR = os.path.join(SOURCE_DIR, "worker", "python")
 PYTHON = sys.executable
 CACHE = os.environ.get("UDF_SANDBOX_CACHE") or os.path.join(
