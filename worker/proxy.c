@@ -67,11 +67,12 @@ struct proxy {
 	/* Admission (see "admission" below); token and tenant under lock. */
 	char token[SPEC_MAX_NAME + 1];
 	char tenant[SPEC_MAX_NAME + 1];
-	int max_conns;
-	long long idle_ms;
+	_Atomic int max_conns; /* set after the thread started (proxy_set_limits) */
+	_Atomic long long idle_ms;
 	int nconns;
 	struct conn *live;
 	int accept_paused;
+	int accept_starved; /* accept() lacked descriptors: said once, until it works again */
 	long long accept_resume_ms; /* 0: resume when below the cap */
 	long long next_sweep_ms;
 };
@@ -275,6 +276,10 @@ static void on_accept(struct proxy *p)
 			admission_accept_failed(p, errno);
 			return;
 		}
+		if (p->accept_starved) {
+			log_info("proxy", "accepting again");
+			p->accept_starved = 0;
+		}
 		c = calloc(1, sizeof(*c));
 		if (c)
 			c->buf[0] = malloc(PROXY_BUF);
@@ -368,7 +373,10 @@ static void admission_accept_failed(struct proxy *p, int err)
 	if (err == EAGAIN || err == EINTR || err == ECONNABORTED)
 		return;
 	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-		log_warn("proxy", "accept: %s; pausing %d ms", strerror(err), EMFILE_BACKOFF_MS);
+		if (!p->accept_starved)
+			log_warn("proxy", "accept: %s; retrying every %d ms", strerror(err),
+				 EMFILE_BACKOFF_MS);
+		p->accept_starved = 1;
 		admission_pause(p, admission_now_ms() + EMFILE_BACKOFF_MS);
 		return;
 	}
@@ -494,7 +502,6 @@ void proxy_set_credentials(struct proxy *p, const char *token, const char *tenan
 
 void proxy_set_limits(struct proxy *p, int max_connections, int idle_seconds)
 {
-	/* Before connections arrive (worker_init): the loop thread reads these unlocked. */
 	p->max_conns = max_connections;
 	p->idle_ms = (long long)idle_seconds * 1000;
 }

@@ -449,7 +449,9 @@ static void redact_token(char *line)
 	size_t tlen = token ? strlen(token) : 0;
 	char *at = line;
 
-	if (tlen == 0)
+	/* A token of a few characters guards nothing (it can be guessed) and blanking each of its
+	 * occurrences would garble every line: the operator's are 32 hex digits and more. */
+	if (tlen < 8)
 		return;
 	while ((at = memmem(at, strlen(at), token, tlen)) != NULL) {
 		memset(at, '*', tlen);
