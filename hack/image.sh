@@ -12,7 +12,7 @@ SUITE="bookworm"
 # What goes into the worker image: Debian's Python, then udf-worker's runtime libraries.
 # worker/Dockerfile installs the same libraries and pip pins (tests/node checks); its Python
 # comes from its base image instead.
-WORKER_DEBS=(python3 python3-venv ca-certificates libcurl4 libcjson1 libwebsockets17 libnghttp2-14)
+WORKER_DEBS=(python3 python3-venv ca-certificates libcurl4 libcjson1 libwebsockets17)
 WORKER_PIP=(pyarrow==26.0.1 databend-udf==0.2.20)
 WORKER_VENV="/opt/udf/venv"
 WORKER_UID=10001
