@@ -7,8 +7,8 @@
   port takes no body;
 - a script that starts `python -I` (no hook) with its own Flight server serves no call
   without the token;
-- the Flight port caps connections, closes idle ones, and does not spin when out of file
-  descriptors;
+- the Flight port caps connections, closes idle ones, does not spin when out of file
+  descriptors, and stays small and responsive under thousands of connections;
 - a stopped zygote does not wedge /health or /readyz;
 - a dead server's process group goes with it;
 - /stats clamps what the UDF's processes wrote to shared memory.
@@ -333,6 +333,42 @@ def flight_limits():
         check(t.column(0).to_pylist() == [42], "serves again once descriptors are back")
 
 
+def many_connections():
+    """A caller that opens thousands of connections: the cap holds, the worker stays small
+    and answers its probes, and serves once they are gone."""
+    token = secrets.token_hex(16)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+    with wl.Worker(extra_args=["--max-connections=256"]) as w:
+        w.specialize(wl.structured(token=token))
+        check(w.wait_state()["state"] == "ready", "ready")
+        held = []
+        try:
+            for _ in range(2000):
+                s = socket.socket()
+                s.setblocking(False)
+                s.connect_ex(("127.0.0.1", w.flight_port))
+                held.append(s)
+            time.sleep(1)
+            pid = w.proc.pid
+            fds = len(os.listdir(f"/proc/{pid}/fd"))
+            check(fds < 2 * 256 + 64, f"2000 connections: the worker holds {fds} descriptors")
+            with open(f"/proc/{pid}/status") as f:
+                rss = next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
+            check(rss < 200 * 1024, f"2000 connections: the worker's RSS is {rss // 1024} MiB")
+            t0 = time.time()
+            status, _ = w.request("GET", "/health", auth=False, port=w.status_port)
+            check(status == 200 and time.time() - t0 < 1,
+                  f"/health answers while flooded: {status} in {time.time() - t0:.2f} s")
+        finally:
+            for s in held:
+                s.close()
+        time.sleep(0.5)
+        t = wl.call(w.flight_port, "add_one", wl.int_batch([1]), token)
+        check(t.column(0).to_pylist() == [2], "serves once the flood is gone")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 # ---- the supervisor ---------------------------------------------------------------------------
 
 
@@ -448,7 +484,7 @@ def stats_clamped():
 
 def main():
     for test in (control_bodies, token_leaks, script_without_hook, flight_limits,
-                 stopped_zygote, process_group_killed, stats_clamped):
+                 many_connections, stopped_zygote, process_group_killed, stats_clamped):
         print(f"---- {test.__name__}", flush=True)
         try:
             test()
