@@ -33,7 +33,7 @@ PACKAGES=(
 	clang clang-format libclang-rt-14-dev llvm
 	libcurl4-openssl-dev libcjson-dev libyaml-dev
 	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
-	libgrpc-dev libwebsockets-dev libcmocka-dev libssl-dev
+	libgrpc-dev libwebsockets-dev libcmocka-dev libssl-dev libnghttp2-dev
 	shellcheck openssl jq procps psmisc
 	iproute2 iptables nftables ipset conntrack ethtool socat kmod util-linux
 	runc containernetworking-plugins debootstrap umoci skopeo patch file
