@@ -143,14 +143,16 @@ def comparison_really_diffs():
 
 
 def values_render():
-    docs = template("grpc.service.type=LoadBalancer", "grpc.port=6000", "operator.leaderElection=false",
+    docs = template("grpc.service.type=LoadBalancer", "grpc.tls.secretName=grpc-tls", "grpc.port=6000",
+                    "operator.leaderElection=false",
                     "operator.replicas=3", "operator.image.tag=v1", "operator.image.pullPolicy=IfNotPresent",
                     "runtimeClass.name=gvisor-x", "namespace.name=udf-x", "operator.name=udf-op",
                     "defaultPool.namespace=sandboxes-x", "defaultPool.name=shared", "defaultPool.replicas=7",
                     "defaultPool.refill.maxInFlight=3", "defaultPool.nodeSelector.pool=udf",
                     "defaultPool.packages={numpy==2.1.3}", "defaultPool.readinessTimeoutSeconds=300",
                     "worker.image.repository=registry.test/udf-worker", "worker.image.pullPolicy=IfNotPresent",
-                    "sandboxNetworkPolicy.egressPorts={443,9000}")
+                    "sandboxNetworkPolicy.egressPorts={443,9000}",
+                    "sandboxNetworkPolicy.blockedCIDRs={10.0.0.0/8,198.51.100.0/24,fc00::/7}")
     svc = find(docs, "Service", "udf-op-grpc")
     check(svc["spec"]["type"] == "LoadBalancer" and svc["spec"]["ports"][0]["port"] == 6000, svc)
     check(find(docs, "Service", "udf-op-metrics")["spec"]["type"] == "ClusterIP", "metrics Service type")
@@ -175,8 +177,12 @@ def values_render():
     ns = find(docs, "Namespace", "sandboxes-x")
     check(ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted", ns)
     np = find(docs, "NetworkPolicy", "udf-sandbox")
-    ports = [p["port"] for p in np["spec"]["egress"][1]["ports"]]
+    egress = find(docs, "NetworkPolicy", "udf-sandbox-egress")
+    ports = [p["port"] for p in egress["spec"]["egress"][1]["ports"]]
     check(ports == [443, 9000], "egress ports %s" % ports)
+    blocked = {t["ipBlock"]["cidr"]: t["ipBlock"]["except"] for t in egress["spec"]["egress"][1]["to"]}
+    check(blocked == {"0.0.0.0/0": ["10.0.0.0/8", "198.51.100.0/24"], "::/0": ["fc00::/7"]},
+          "blockedCIDRs split by family: %s" % blocked)
     frm = np["spec"]["ingress"][1]["from"][0]
     check(frm["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "udf-x"
           and frm["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "udf-op", frm)
@@ -213,6 +219,9 @@ def schema_rejects():
                      "defaultPool.functionNamespaceSelector.matchExpressions[0].operator=Equals",
                      "/defaultPool/functionNamespaceSelector/matchExpressions/0/operator"),
                     ("worker.image.tag=bad tag", "/worker/image/tag"),
+                    ("sandboxNetworkPolicy.blockedCIDRs={10.0.0.0/8}", "/sandboxNetworkPolicy/blockedCIDRs"),
+                    ("sandboxNetworkPolicy.blockedCIDRs={10.0.0.0/8,fc00::/7,example.com}",
+                     "/sandboxNetworkPolicy/blockedCIDRs/2"),
                     ("worker.imag=x", "/worker")]:
         p = helm("template", "udf-sandbox", CHART_DIR, "--set", s, check_rc=False)
         check(p.returncode != 0 and "values don't meet the specifications of the schema" in p.stderr
@@ -220,18 +229,65 @@ def schema_rejects():
 
 
 def network_policy_shape():
-    np = find(load_files(yaml_files(MANIFESTS_DIR)), "NetworkPolicy", "udf-sandbox")
+    docs = load_files(yaml_files(MANIFESTS_DIR))
+    np = find(docs, "NetworkPolicy", "udf-sandbox")
+    egress = find(docs, "NetworkPolicy", "udf-sandbox-egress")
+    # One object per direction: kube-router runs a policy of both types for every packet
+    # from or to its pods, and one sandbox's ingress rule would admit another's egress.
+    check(np["spec"]["policyTypes"] == ["Ingress"] and "egress" not in np["spec"],
+          np["spec"]["policyTypes"])
+    check(egress["spec"]["policyTypes"] == ["Egress"] and "ingress" not in egress["spec"]
+          and egress["spec"]["podSelector"] == np["spec"]["podSelector"], egress["spec"])
     spec = np["spec"]
-    check(sorted(spec["policyTypes"]) == ["Egress", "Ingress"], spec["policyTypes"])
     ingress_ports = sorted(p["port"] for rule in spec["ingress"] for p in rule["ports"])
     check(ingress_ports == [8080, 8815, 9000], "ingress ports %s" % ingress_ports)
     control = [r for r in spec["ingress"] if any(p["port"] == 9000 for p in r["ports"])][0]
     check(control.get("from"), "the control port is open to everyone")
-    blocks = [t["ipBlock"] for rule in spec["egress"] for t in rule.get("to", []) if "ipBlock" in t]
+    blocks = [t["ipBlock"] for rule in egress["spec"]["egress"] for t in rule.get("to", [])
+              if "ipBlock" in t]
     check(blocks, "no egress ipBlock")
     for b in blocks:
         if ":" not in b["cidr"]:
-            check("169.254.0.0/16" in b.get("except", []), "egress %s reaches 169.254.0.0/16" % b)
+            for r in ("169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"):
+                check(r in b.get("except", []), "egress %s reaches %s" % (b, r))
+        else:
+            for r in ("fe80::/10", "fc00::/7"):
+                check(r in b.get("except", []), "egress %s reaches %s" % (b, r))
+
+
+def callers_confined():
+    # Issue 15: gRPC only from the named peers, probes and metrics open; no NodePort or
+    # LoadBalancer without TLS; TLS and mutual TLS reach the operator's flags.
+    np = find(template(), "NetworkPolicy", "udf-operator")
+    spec = np["spec"]
+    check(spec["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "udf-operator", spec)
+    check(sorted(spec["policyTypes"]) == ["Egress", "Ingress"], spec["policyTypes"])
+    grpc_rules = [r for r in spec["ingress"] if any(p["port"] == 50051 for p in r["ports"])]
+    check(len(grpc_rules) == 1 and grpc_rules[0]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"udf.sandbox.io/query-nodes": "true"}}}], grpc_rules)
+    health = [r for r in spec["ingress"] if any(p["port"] == 8081 for p in r["ports"])]
+    check(len(health) == 1 and "from" not in health[0], "probes and metrics port: %s" % health)
+    np = find(template("grpc.allowedFrom[0].ipBlock.cidr=203.0.113.0/24"), "NetworkPolicy", "udf-operator")
+    check(np["spec"]["ingress"][0]["from"] == [{"ipBlock": {"cidr": "203.0.113.0/24"}}], np["spec"]["ingress"])
+    # No peers: the gRPC port is closed, never open to all (a rule without from).
+    np = find(template("grpc.allowedFrom=null"), "NetworkPolicy", "udf-operator")
+    check(all(p["port"] != 50051 for r in np["spec"]["ingress"] for p in r["ports"]), np["spec"]["ingress"])
+    for t in ("NodePort", "LoadBalancer"):
+        p = helm("template", "udf-sandbox", CHART_DIR, "--set", "grpc.service.type=" + t, check_rc=False)
+        check(p.returncode != 0 and "values don't meet the specifications of the schema" in p.stderr
+              and "tls" in p.stderr, "%s without TLS was not refused:\n%s" % (t, p.stderr))
+    docs = template("grpc.service.type=NodePort", "grpc.tls.secretName=grpc-tls",
+                    "grpc.tls.clientCASecretName=query-ca")
+    pod = find(docs, "Deployment", "udf-operator")["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    for want in ("--grpc-tls-cert=/etc/udf-operator/tls/tls.crt", "--grpc-tls-key=/etc/udf-operator/tls/tls.key",
+                 "--grpc-tls-client-ca=/etc/udf-operator/client-ca/ca.crt"):
+        check(want in args, "%s not in %s" % (want, args))
+    secrets = sorted(v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v)
+    check(secrets == ["grpc-tls", "query-ca"], secrets)
+    args = find(template("operator.limits.maxTenants=0", "operator.blockedCIDRs={10.0.0.0/8,fd00::/8}"),
+                "Deployment", "udf-operator")["spec"]["template"]["spec"]["containers"][0]["args"]
+    check("--max-tenants=0" in args and "--blocked-cidrs=10.0.0.0/8,fd00::/8" in args, args)
 
 
 def operator_accepts_args():
@@ -374,6 +430,7 @@ def cluster_cases(kube):
                    ("delete", "pods", "tenant-a", None), ("create", "services", "tenant-a", None),
                    ("get", "secrets", "tenant-a", None), ("create", "secrets", "tenant-a", None),
                    ("create", "networkpolicies.networking.k8s.io", "tenant-a", None),
+                   ("create", "resourcequotas", "tenant-a", None),
                    ("create", "events", "tenant-a", None), ("create", "namespaces", None, None),
                    ("update", "leases.coordination.k8s.io", "udf-system", None),
                    ("create", "leases.coordination.k8s.io", "udf-system", None)]
@@ -413,6 +470,7 @@ def cluster_cases(kube):
     def helm_upgrade():
         helm("upgrade", "udf-sandbox", CHART_DIR, "--namespace", "default", "--reuse-values",
              "--set", "defaultPool.replicas=4", "--set", "grpc.service.type=NodePort",
+             "--set", "grpc.tls.secretName=udf-operator-grpc-tls",
              "--set", "operator.leaderElection=false", kubeconfig=kubeconfig)
         pool = json.loads(kube.kubectl("get", "-n", "udf-sandboxes", "udfpool", "default", "-o", "json").stdout)
         check(pool["spec"]["replicas"] == 4, pool["spec"])
@@ -460,6 +518,7 @@ def main():
         ("non-default values render", values_render),
         ("values.schema.json rejects bad values", schema_rejects),
         ("sandbox NetworkPolicy shape", network_policy_shape),
+        ("callers confined: operator NetworkPolicy, TLS", callers_confined),
         ("udf-operator accepts the Deployment's args", operator_accepts_args),
     ]
     failed = run_cases(static, exit_on_failure=False)
