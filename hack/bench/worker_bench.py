@@ -21,7 +21,6 @@ call), and the single-process references (plain loop, databend-udf, the script f
 import argparse
 import hashlib
 import os
-import random
 import re
 import secrets
 import statistics
@@ -117,12 +116,7 @@ def pairs(title, plain, runsc, args, clients=1, new_connection=False,
     return statistics.median(ratios)
 
 
-def sandbox_ip():
-    """An address for `runsc do -ip`: a 192.168.N.0/24 that no interface here uses (other
-    sandboxes on this machine, other benchmarks' and tests' included)."""
-    used = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
-    free = [n for n in range(100, 251) if f" 192.168.{n}." not in used]
-    return f"192.168.{random.choice(free)}.2"
+sandbox_ip = wl.sandbox_ip
 
 
 def runsc_worker(**kw):

@@ -5,7 +5,6 @@ a SIGTERM drain, and TCP_NODELAY on the Flight connection the server accepted (g
 inherit it from the listener; worker/nodelay.c sets it). Fails when runsc is not built (`make prereqs` or hack/runsc.sh builds it)."""
 
 import os
-import random
 import sys
 import time
 
@@ -26,7 +25,7 @@ def check(cond, what):
 
 def sandboxed(processes=1):
     w = wl.Worker(processes=processes)
-    ip = f"192.168.{random.randint(100, 250)}.2"
+    ip = wl.sandbox_ip()
     w.host = ip
     args = [a.replace("127.0.0.1:", ":") for a in w.args]
     w.args = [wl.RUNSC, "--platform=systrap", "--network=sandbox", "do", "-ip", ip, "-quiet",

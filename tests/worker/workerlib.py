@@ -30,6 +30,17 @@ CACHE = os.environ.get("UDF_SANDBOX_CACHE") or os.path.join(
 RUNSC = os.path.join(CACHE, "bin", "runsc")
 
 
+def sandbox_ip():
+    """An address for `runsc do -ip`: one in a 192.168.N.0/24 that no interface here uses
+    (other sandboxes on this machine, and links left behind by killed ones, would make the
+    new sandbox unreachable)."""
+    import random
+
+    used = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
+    free = [n for n in range(100, 251) if f" 192.168.{n}." not in used]
+    return f"192.168.{random.choice(free)}.2"
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
