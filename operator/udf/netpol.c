@@ -180,6 +180,27 @@ static int operator_peer(const cJSON *policy, cJSON **labels)
 	return found == 1 ? 0 : -EINVAL;
 }
 
+/* Helm's ownership metadata (the managed-by label, meta.helm.sh/ and helm.sh/ annotations)
+ * marks the manifest's own copy as the release's, so that helm adopts what kubectl applied; a
+ * copy stamped into a tenant namespace belongs to no release and must not say it does. */
+static void strip_helm_ownership(cJSON *md)
+{
+	cJSON_DeleteItemFromObjectCaseSensitive(get(md, "labels"), "app.kubernetes.io/managed-by");
+	cJSON *ann = get(md, "annotations");
+	if (!cJSON_IsObject(ann))
+		return;
+	cJSON *a = ann->child;
+	while (a) {
+		cJSON *next = a->next;
+		if (a->string && (strncmp(a->string, "meta.helm.sh/", 13) == 0 ||
+				  strncmp(a->string, "helm.sh/", 8) == 0))
+			cJSON_Delete(cJSON_DetachItemViaPointer(ann, a));
+		a = next;
+	}
+	if (!ann->child)
+		cJSON_DeleteItemFromObjectCaseSensitive(md, "annotations");
+}
+
 int udf_netpol_parse(const char *yaml, size_t len, const char *operator_ns, struct udf_netpol **out)
 {
 	if (!operator_ns) {
@@ -206,6 +227,7 @@ int udf_netpol_parse(const char *yaml, size_t len, const char *operator_ns, stru
 	    !cJSON_IsObject(get(t, "spec")) || operator_peer(t, &labels) < 0)
 		goto out_free;
 	cJSON_DeleteItemFromObjectCaseSensitive(md, "namespace");
+	strip_helm_ownership(md);
 	rc = -ENOMEM;
 	cJSON *name = cJSON_CreateString(np->operator_ns);
 	if (!name || !cJSON_ReplaceItemInObjectCaseSensitive(labels, LABEL_NS_NAME, name)) {

@@ -6,7 +6,9 @@
  * udf_netpol_object() stamps a copy for another namespace (a tenant namespace the operator
  * creates). A stamped copy differs from the manifest in two values only: metadata.namespace,
  * and the namespace in the ingress rule that lets the operator's pods reach the control port,
- * which becomes the namespace the operator really runs in.
+ * which becomes the namespace the operator really runs in; and it leaves out Helm's ownership
+ * metadata (label app.kubernetes.io/managed-by, annotations meta.helm.sh/... and helm.sh/...),
+ * which only the release's own copy carries.
  *
  * A struct udf_netpol is immutable after creation: udf_netpol_object() may be called from any
  * thread at once. Nothing here blocks or talks to the API server.
