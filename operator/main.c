@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "api/functions.h"
+#include "controllers/pool.h"
 #include "grpc/health.h"
 #include "grpc/resource_service.h"
 #include "grpc/rpc.h"
@@ -40,6 +41,11 @@ struct options {
 	const char *leader_id;
 	enum log_level log_level;
 	enum log_format log_format;
+	/* warm pools (issue 12) */
+	const char *worker_image;
+	const char *allowed_runtime_classes;
+	const char *default_pool;
+	const char *pool_selector;
 };
 
 struct operator_state {
@@ -50,6 +56,7 @@ struct operator_state {
 	atomic_llong probes_failed;
 	atomic_int leading;
 	char server_version[64];
+	struct pool_controller *pools; /* reconciles only while this replica leads */
 };
 
 static void usage(FILE *out)
@@ -77,6 +84,14 @@ static void usage(FILE *out)
 	    "                              namespace in cluster, else the kubeconfig\n"
 	    "                              context's)\n"
 	    "  --leader-election-id NAME   the Lease's name (default udf-operator)\n"
+	    "  --worker-image IMAGE        image of pools without spec.runtime.image (default\n"
+	    "                              localhost/udf-worker:dev)\n"
+	    "  --allowed-runtime-classes LIST  comma list of runtime classes a pool may use\n"
+	    "                              (default gvisor)\n"
+	    "  --default-pool NS/NAME      pool of functions without poolRef (default\n"
+	    "                              udf-sandboxes/default)\n"
+	    "  --pool-selector SELECTOR    reconcile only the pools with these labels (tests\n"
+	    "                              that share a cluster; default: every pool)\n"
 	    "  --health-bind-address ADDR  HTTP /healthz, /readyz, /metrics (default :8081;\n"
 	    "                              0 disables)\n"
 	    "  --log-format text|json      log line format (default text)\n"
@@ -99,7 +114,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 		OPT_NS_PREFIX,
 		OPT_LEADER_ELECT,
 		OPT_LEADER_NS,
-		OPT_LEADER_ID
+		OPT_LEADER_ID,
+		OPT_WORKER_IMAGE,
+		OPT_ALLOWED_RC,
+		OPT_DEFAULT_POOL,
+		OPT_POOL_SELECTOR
 	};
 	static const struct option longopts[] = {
 	    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
@@ -111,6 +130,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"leader-elect", optional_argument, NULL, OPT_LEADER_ELECT},
 	    {"leader-election-namespace", required_argument, NULL, OPT_LEADER_NS},
 	    {"leader-election-id", required_argument, NULL, OPT_LEADER_ID},
+	    {"worker-image", required_argument, NULL, OPT_WORKER_IMAGE},
+	    {"allowed-runtime-classes", required_argument, NULL, OPT_ALLOWED_RC},
+	    {"default-pool", required_argument, NULL, OPT_DEFAULT_POOL},
+	    {"pool-selector", required_argument, NULL, OPT_POOL_SELECTOR},
 	    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 	    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	    {"version", no_argument, NULL, OPT_VERSION},
@@ -159,6 +182,18 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_LEADER_ID:
 			o->leader_id = optarg;
 			break;
+		case OPT_WORKER_IMAGE:
+			o->worker_image = optarg;
+			break;
+		case OPT_ALLOWED_RC:
+			o->allowed_runtime_classes = optarg;
+			break;
+		case OPT_DEFAULT_POOL:
+			o->default_pool = optarg;
+			break;
+		case OPT_POOL_SELECTOR:
+			o->pool_selector = optarg;
+			break;
 		case OPT_LOG_FORMAT:
 			if (log_parse_format(optarg, &o->log_format) < 0) {
 				fprintf(stderr,
@@ -203,6 +238,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 			"udf-operator: --tenant-namespace-prefix must be 1 to %d of a-z, 0-9 "
 			"and -, starting with a letter, not \"%s\"\n",
 			NAMING_PREFIX_MAX, o->tenant_ns_prefix);
+		return -EINVAL;
+	}
+	if (!*o->worker_image || !*o->allowed_runtime_classes ||
+	    strchr(o->default_pool, '/') == NULL) {
+		fprintf(stderr, "udf-operator: --worker-image and --allowed-runtime-classes must "
+				"not be empty; --default-pool is NAMESPACE/NAME\n");
 		return -EINVAL;
 	}
 	if (!o->grpc_tls_cert != !o->grpc_tls_key) {
@@ -287,8 +328,13 @@ static void http_handler(const char *path, int *status, char **body, const char 
 			 "udf_operator_leader %d\n",
 			 atomic_load(&st->reachable), (long long)atomic_load(&st->probes_ok),
 			 (long long)atomic_load(&st->probes_failed), atomic_load(&st->leading));
+		char *pools = st->pools ? pool_controller_metrics(st->pools) : NULL;
+		size_t n = strlen(buf) + (pools ? strlen(pools) : 0) + 1;
+		*body = malloc(n);
+		if (*body)
+			snprintf(*body, n, "%s%s", buf, pools ? pools : "");
+		free(pools);
 		*status = 200;
-		*body = strdup(buf);
 		*ctype = "text/plain; version=0.0.4";
 	} else {
 		*status = 404;
@@ -300,6 +346,8 @@ static void on_started_leading(void *arg)
 	struct operator_state *st = arg;
 	atomic_store(&st->leading, 1);
 	log_info("main", "leading: this replica reconciles");
+	if (st->pools && pool_controller_start(st->pools) < 0)
+		log_error("main", "cannot start the UdfWarmPool controller");
 }
 
 static void on_new_leader(void *arg, const char *identity)
@@ -341,9 +389,11 @@ struct watches {
 	struct kube_informers *loop;
 	struct kube_informer *functions;	 /* UdfFunctions, all namespaces */
 	struct kube_informer *tenant_namespaces; /* namespaces the gRPC service made */
+	struct kube_informer *pools;		 /* UdfWarmPools (--pool-selector) */
+	struct kube_informer *pods;		 /* sandbox pods, indexed by pool */
 };
 
-static int watches_new(struct kube_client *kube, struct watches *w)
+static int watches_new(struct kube_client *kube, const struct options *o, struct watches *w)
 {
 	static const struct kube_res res_functions = {"apis/udf.sandbox.io/v1alpha1",
 						      "udffunctions"};
@@ -351,11 +401,22 @@ static int watches_new(struct kube_client *kube, struct watches *w)
 	struct kube_informer_opts fo = {.res = &res_functions};
 	struct kube_informer_opts nso = {.res = &res_namespaces,
 					 .label_selector = UDF_LABEL_TENANT_NS "=true"};
+	static const struct kube_res res_pools = {"apis/udf.sandbox.io/v1alpha1", "udfwarmpools"};
+	static const struct kube_res res_pods = {"api/v1", "pods"};
+	static const char *const by_pool[] = {UDF_LABEL_POOL, NULL};
+	struct kube_informer_opts po = {.res = &res_pools, .label_selector = o->pool_selector};
+	struct kube_informer_opts so = {.res = &res_pods,
+					.label_selector = UDF_LABEL_MANAGED_BY "=" UDF_MANAGER,
+					.index_labels = by_pool};
 	int rc = kube_informers_new(kube, &w->loop);
 	if (rc == 0)
 		rc = kube_informer_add(w->loop, &fo, &w->functions);
 	if (rc == 0)
 		rc = kube_informer_add(w->loop, &nso, &w->tenant_namespaces);
+	if (rc == 0)
+		rc = kube_informer_add(w->loop, &po, &w->pools);
+	if (rc == 0)
+		rc = kube_informer_add(w->loop, &so, &w->pods);
 	return rc;
 }
 
@@ -367,6 +428,9 @@ int main(int argc, char **argv)
 	    .tenant_ns_prefix = "udf-",
 	    .log_level = LOG_LEVEL_INFO,
 	    .log_format = LOG_FORMAT_TEXT,
+	    .worker_image = "localhost/udf-worker:dev",
+	    .allowed_runtime_classes = "gvisor",
+	    .default_pool = "udf-sandboxes/default",
 	};
 	struct operator_state st = {0};
 	struct kube_config *cfg = NULL;
@@ -411,7 +475,7 @@ int main(int argc, char **argv)
 		log_error("main", "gRPC: %s", err);
 		goto out_health;
 	}
-	if (watches_new(st.kube, &w) < 0) {
+	if (watches_new(st.kube, &o, &w) < 0) {
 		log_error("main", "cannot create the informers");
 		goto out_rpc;
 	}
@@ -419,9 +483,26 @@ int main(int argc, char **argv)
 				       .inf_functions = w.functions,
 				       .inf_tenant_ns = w.tenant_namespaces,
 				       .ns_prefix = o.tenant_ns_prefix};
+	/* The UdfWarmPool controller: its handlers join the loop now, its workers start when
+	 * this replica leads (at once without --leader-elect). */
+	struct pool_controller_opts pco = {
+	    .kube = st.kube,
+	    .pools = w.pools,
+	    .pods = w.pods,
+	    .worker_image = o.worker_image,
+	    .allowed_runtime_classes = o.allowed_runtime_classes,
+	};
+	if (pool_controller_new(&pco, &st.pools) < 0) {
+		log_error("main", "cannot create the UdfWarmPool controller");
+		goto out_rpc;
+	}
 	if (functions_new(&fo, &fns) < 0 || functions_start(fns) < 0 ||
 	    kube_informers_start(w.loop) < 0) {
 		log_error("main", "cannot start the UdfFunction informers");
+		goto out_rpc;
+	}
+	if (!o.leader_elect && pool_controller_start(st.pools) < 0) {
+		log_error("main", "cannot start the UdfWarmPool controller");
 		goto out_rpc;
 	}
 	if (health_register(rpc, st.health) < 0 || udf_service_register(rpc, fns) < 0 ||
@@ -464,8 +545,10 @@ out_http:
 out_rpc:
 	functions_shutdown(fns); /* parked calls answer now, so the server need not wait */
 	rpc_server_stop(rpc, 5000);
-	kube_informers_free(w.loop); /* no handler runs after this */
+	pool_controller_stop(st.pools); /* its workers read the informers */
+	kube_informers_free(w.loop);	/* no handler runs after this */
 	functions_free(fns);
+	pool_controller_free(st.pools);
 out_health:
 	health_state_free(st.health);
 out_kube:

@@ -35,6 +35,9 @@ class OperatorProcess:
         self.grpc_address = f"127.0.0.1:{self.grpc_port}"
         self.http_address = f"127.0.0.1:{self.http_port}"
         self.log = tempfile.NamedTemporaryFile(prefix="udf-operator-", suffix=".log", delete=False)
+        if not any(a.startswith("--pool-selector") for a in extra_args):
+            # The cluster is shared: a test's operator reconciles no pool it did not ask for.
+            extra_args = (*extra_args, "--pool-selector", f"udf.sandbox.io/test-pools=none-{os.getpid()}")
         self.args = [operator_binary(), "--kubeconfig", kubeconfig,
                      "--grpc-bind-address", self.grpc_address,
                      "--health-bind-address", self.http_address, *extra_args]

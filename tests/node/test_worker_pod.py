@@ -10,7 +10,6 @@ root filesystem read-only, a writable HOME, and the control token in no file it 
 
 import hashlib
 import http.server
-import io
 import json
 import os
 import secrets
@@ -18,10 +17,10 @@ import sys
 import threading
 import time
 import urllib.request
-import zipfile
 
 import nodelib as nl
 from cluster import kubectl
+import wheels
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "worker"))
 import workerlib as wl  # noqa: E402
@@ -89,27 +88,9 @@ def worker_pod(name, token_sha256, env=None):
 
 # ---- a package index on this host, at the bridge's address ---------------------------------
 
-def wheel(name, version, module_text):
-    buf = io.BytesIO()
-    dist = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": module_text,
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-                         "Tag: py3-none-any\n",
-    }
-    files[f"{dist}/RECORD"] = "".join(f"{p},,\n" for p in files) + f"{dist}/RECORD,,\n"
-    with zipfile.ZipFile(buf, "w") as z:
-        for path, text in files.items():
-            z.writestr(path, text)
-    return buf.getvalue()
 
 
-INDEX = {
-    "/simple/tinypkg/": b'<html><body><a href="/files/tinypkg-1.0-py3-none-any.whl">'
-                        b"tinypkg-1.0-py3-none-any.whl</a></body></html>",
-    "/files/tinypkg-1.0-py3-none-any.whl": wheel("tinypkg", "1.0", "VALUE = 'tiny'\n"),
-}
+INDEX = wheels.tiny_index()
 GETS = []
 
 

@@ -13,9 +13,9 @@ import secrets
 import sys
 import tarfile
 import threading
-import zipfile
 
 import workerlib as wl
+from wheels import wheel, zip_bytes
 
 failures = []
 
@@ -26,25 +26,8 @@ def check(cond, what):
         failures.append(what)
 
 
-def zip_bytes(files):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for name, text in files.items():
-            z.writestr(name, text)
-    return buf.getvalue()
 
 
-def wheel(name, version, module_text):
-    dist = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": module_text,
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-                         "Tag: py3-none-any\n",
-    }
-    record = "".join(f"{p},,\n" for p in files) + f"{dist}/RECORD,,\n"
-    files[f"{dist}/RECORD"] = record
-    return zip_bytes(files)
 
 
 def tar_gz():

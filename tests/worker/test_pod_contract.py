@@ -8,16 +8,15 @@ work directory's .packages, on the UDF's path."""
 
 import hashlib
 import http.server
-import io
 import os
 import secrets
 import subprocess
 import sys
 import threading
 import time
-import zipfile
 
 import test_script
+import wheels
 import workerlib as wl
 
 failures = []
@@ -188,27 +187,9 @@ def main():
     return 0 if not failures else 1
 
 
-def wheel(name, version, module_text):
-    buf = io.BytesIO()
-    dist = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": module_text,
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-                         "Tag: py3-none-any\n",
-    }
-    files[f"{dist}/RECORD"] = "".join(f"{p},,\n" for p in files) + f"{dist}/RECORD,,\n"
-    with zipfile.ZipFile(buf, "w") as z:
-        for path, text in files.items():
-            z.writestr(path, text)
-    return buf.getvalue()
 
 
-INDEX = {
-    "/simple/tinypkg/": b'<html><body><a href="/files/tinypkg-1.0-py3-none-any.whl">'
-                        b"tinypkg-1.0-py3-none-any.whl</a></body></html>",
-    "/files/tinypkg-1.0-py3-none-any.whl": wheel("tinypkg", "1.0", "VALUE = 'tiny'\n"),
-}
+INDEX = wheels.tiny_index()
 
 
 class IndexHandler(http.server.BaseHTTPRequestHandler):
