@@ -119,6 +119,7 @@ run_cluster() {
 	"$here/cluster.sh" up
 	kubeconfig="$("$here/cluster.sh" env kubeconfig)"
 	check_cluster
+	step "run: python venv (hack/venv.sh)" "$here/venv.sh"
 	step "run: helm (hack/helm.sh)" "$here/helm.sh"
 	helm="$("$here/helm.sh" --print-path)"
 	step "run: images worker, operator (hack/image.sh)" "$here/image.sh" worker operator
