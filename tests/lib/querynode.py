@@ -37,7 +37,8 @@ MAX_ROWS = 65536  # rows of one DoExchange batch
 RETRY_FIRST = 0.05
 RETRY_TRIES = 8
 
-ADD_ONE = "def add_one(x: int) -> int:\n    return x + 1\n"
+# INT NULL in, INT NULL out: Databend passes NULL rows to the function as None.
+ADD_ONE = "def add_one(x):\n    return None if x is None else x + 1\n"
 
 
 class Endpoint:
@@ -140,14 +141,18 @@ def main(argv=None):
             print("gRPC ApplyUdfResource: %s: %s" % (e.code().name, e.details()), file=sys.stderr)
             return 1
         t1 = time.monotonic()
-        print("gRPC   ApplyUdfResource(add_one) -> %s  %7.1f ms" % (ep.endpoint, (t1 - t0) * 1e3))
+        print("%-56s %8.1f ms" % ("gRPC   ApplyUdfResource(add_one) -> " + ep.endpoint, (t1 - t0) * 1e3))
         values = [None if i == 2 else i * 10 for i in range(args.rows)]
         batch = pa.record_batch([pa.array(values, type=pa.int32())],
                                 schema=pa.schema([pa.field("arg1", pa.int32(), True)]))
         t2 = time.monotonic()
-        table = qn.exchange(ep, "add_one", "add_one", batch)
+        try:
+            table = qn.exchange(ep, "add_one", "add_one", batch)
+        except (flight.FlightError, pa.ArrowException) as e:
+            print("Flight DoExchange on %s: %s" % (ep.location(), str(e).splitlines()[0]), file=sys.stderr)
+            return 1
         t3 = time.monotonic()
-        print("Flight DoExchange(add_one, %d rows)            %7.1f ms" % (batch.num_rows, (t3 - t2) * 1e3))
+        print("%-56s %8.1f ms" % ("Flight DoExchange(add_one, %d rows)" % batch.num_rows, (t3 - t2) * 1e3))
         out = table.column(0).to_pylist()
         if len(out) != len(values):
             print("reply has %d rows for %d sent" % (len(out), len(values)), file=sys.stderr)
@@ -155,7 +160,7 @@ def main(argv=None):
         print("  x     add_one(x)")
         for x, y in zip(values, out):
             print("  %-5s %s" % ("NULL" if x is None else x, "NULL" if y is None else y))
-        print("total %.1f ms" % ((t3 - t0) * 1e3))
+        print("%-56s %8.1f ms" % ("total", (t3 - t0) * 1e3))
         return 0
     finally:
         qn.close()
