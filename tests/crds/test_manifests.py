@@ -165,6 +165,10 @@ def values_render():
     check("--leader-elect=false" in c["args"] and "--grpc-bind-address=:6000" in c["args"], c["args"])
     # The worker image's tag defaults to the chart's appVersion, as the operator's does.
     app_version = yaml.safe_load(open(os.path.join(CHART_DIR, "Chart.yaml")))["appVersion"]
+    check(not [a for a in c["args"] if a.startswith("--pool-selector")], c["args"])
+    c = find(template("operator.poolSelector=team=a"), "Deployment", "udf-operator")["spec"]["template"]["spec"]["containers"][0]
+    check("--pool-selector=team=a" in c["args"], c["args"])
+    c = dep["spec"]["template"]["spec"]["containers"][0]
     check("--default-pool=sandboxes-x/shared" in c["args"]
           and "--worker-image=registry.test/udf-worker:%s" % app_version in c["args"], c["args"])
     check(c["ports"][0]["containerPort"] == 6000, c["ports"])
@@ -265,6 +269,7 @@ def schema_rejects():
                     ("monitoring.prometheusRule.specializationFailureRatio=0", "specializationFailureRatio"),
                     ("monitoring.prometheusRule.specializationFailureRatio=2", "specializationFailureRatio"),
                     ("monitoring.alerts=true", "/monitoring"),
+                    ("operator.poolSelector=5", "/operator/poolSelector"),
                     ("worker.imag=x", "/worker")]:
         p = helm("template", "udf-sandbox", CHART_DIR, "--set", s, check_rc=False)
         check(p.returncode != 0 and "values don't meet the specifications of the schema" in p.stderr
