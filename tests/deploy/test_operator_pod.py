@@ -98,8 +98,15 @@ def main():
                 break
             time.sleep(0.5)
         kubectl("apply", "-f", "-", input="\n---\n".join(json.dumps(d) for d in docs))
-        r = kubectl("-n", NS, "rollout", "status", "deploy/" + NAME, "--timeout=180s", check=False)
-        ok = check(r.returncode == 0, "the operator's pods go Ready (probes green): %s" % r.stdout.strip())
+        r = kubectl("-n", NS, "rollout", "status", "deploy/" + NAME, "--timeout=300s", check=False)
+        why = ""
+        if r.returncode != 0:
+            # The node is shared: say when it had no room rather than leave a bare timeout.
+            why = kubectl("-n", NS, "get", "events", "--field-selector", "reason=FailedScheduling",
+                          "-o", "jsonpath={.items[-1:].message}", check=False).stdout
+        ok = check(r.returncode == 0, "the operator's pods go Ready (probes green): %s%s"
+                   % (r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr.strip(),
+                      " (not scheduled: %s)" % why if why else ""))
         pods = json.loads(kubectl("-n", NS, "get", "pods", "-l", "app.kubernetes.io/name=%s,"
                                   "app.kubernetes.io/component=operator" % NAME, "-o", "json").stdout)["items"]
         check(len(pods) == dep["spec"]["replicas"], "%d operator pods" % len(pods))
@@ -117,7 +124,7 @@ def main():
             warm = json.loads(kubectl("-n", NS, "get", "pods", "-l", "app.kubernetes.io/name=udf-worker", "-o",
                                       "json").stdout)["items"]
             check(any(p["spec"].get("runtimeClassName") == "gvisor" for p in warm), "the warm pod runs under gVisor")
-        for p in pods:
+        for p in pods if ok else []:
             log = kubectl("-n", NS, "logs", p["metadata"]["name"], check=False).stdout
             check("in-cluster" in log or "https://10.96.0.1:443" in log or "https://127.0.0.1:" in log,
                   "%s: in-cluster config: %s" % (p["metadata"]["name"], log.splitlines()[0] if log else "(no log)"))

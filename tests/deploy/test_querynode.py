@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "worker"))
@@ -49,6 +50,14 @@ def serve(fc, kube, prefix, endpoint, token, stop):
         stop.wait(0.05)
 
 
+def ready(op):
+    try:
+        with urllib.request.urlopen("http://%s/readyz" % op.http_address, timeout=1) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
 def run_command(*args):
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -78,6 +87,11 @@ def main():
         check(worker.wait_state()["state"] == "ready", "the worker serves add_one")
         endpoint = "http://127.0.0.1:%d" % worker.flight_port
         with OperatorProcess(kubeconfig, "--tenant-namespace-prefix", prefix) as op:
+            # As a query node would only call a Ready operator (the Service's endpoints).
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not ready(op):
+                time.sleep(0.1)
+            check(ready(op), "the operator answers /readyz")
             t = threading.Thread(target=serve, args=(fc, kube, prefix, endpoint, token, stop), daemon=True)
             t.start()
             t0 = time.monotonic()
