@@ -55,7 +55,8 @@ SERVICE_CIDR="10.96.0.0/16"
 # endpoint pods can reach, as in any cluster. It must be an address of this machine, and only of
 # this machine: a /32 on lo (not eth0, and not 0.0.0.0) from 198.18.0.0/15, a range reserved for
 # benchmarks that no network routes and that is outside the pod, service and node ranges. Pods
-# reach it through the node's bridge like any host address. State made before this existed
+# reach it through the node's bridge like any host address; a filter rule drops it from anywhere
+# else (api_address_rule). State made before this existed
 # recorded no address and keeps 127.0.0.1 (no endpoint for pods) until it is made anew.
 API_ADDRESS_DEFAULT="198.18.0.1"
 if [ -f "$UDF_STATE/api-address" ]; then
@@ -174,23 +175,33 @@ start_etcd() {
 	daemon_wait etcd 30 curl -fsS --max-time 1 "http://127.0.0.1:$ETCD_PORT/health"
 }
 
+# Only this host (through lo) and its pods (sources in the cluster CIDR) reach the address: a
+# neighbour routing it here through eth0 is dropped.
+api_address_rule() {
+	iptables -w "$1" INPUT -d "$API_ADDRESS/32" ! -i lo ! -s "$CLUSTER_CIDR" \
+		-m comment --comment "udf-sandbox apiserver: this host and its pods only" -j DROP
+}
+
 # The API address on lo, unless it is there (another cluster's, or left by a crash).
 api_address_up() {
 	case "$API_ADDRESS" in 127.*) return 0 ;; esac
 	if ! ip -4 -o addr show dev lo | grep -qF " $API_ADDRESS/"; then
 		ip addr add "$API_ADDRESS/32" dev lo
 	fi
+	api_address_rule -C 2>/dev/null || api_address_rule -I
 }
 
 # Removes the address once no apiserver listens on it any more (other clusters' included).
 api_address_down() {
 	case "$API_ADDRESS" in 127.*) return 0 ;; esac
-	ip -4 -o addr show dev lo | grep -qF " $API_ADDRESS/" || return 0
 	if [ -n "$(ss -Hltn "src $API_ADDRESS")" ]; then
 		echo "cluster: $API_ADDRESS stays on lo (another cluster's apiserver listens there)"
 		return 0
 	fi
-	ip addr del "$API_ADDRESS/32" dev lo
+	if ip -4 -o addr show dev lo | grep -qF " $API_ADDRESS/"; then
+		ip addr del "$API_ADDRESS/32" dev lo
+	fi
+	while api_address_rule -C 2>/dev/null; do api_address_rule -D; done
 }
 
 start_apiserver() {

@@ -8,8 +8,9 @@ mount namespace of their own the service-account directory a pod gets at
 admin, so the chart's RBAC is what they have), the namespace, and ca.crt from the
 kube-root-ca.crt ConfigMap. KUBERNETES_SERVICE_HOST/PORT name the endpoint of Service
 "kubernetes" as the API server publishes it (hack/cluster.sh's API address). One replica runs
-in a network namespace of the test's own, routed through the host as a pod is through the
-node's bridge, so the address is shown reachable from outside the host's network namespace.
+in a network namespace of the test's own with a pod's address, routed through the host as a pod
+is through the node's bridge, so the address is shown reachable from outside the host's network
+namespace; from a neighbour's address it is not.
 
 Checked: the Service's endpoint is the API address (not loopback) and the certificate names
 it; both replicas go Ready; one holds the Lease; the leader reconciles the default pool with the
@@ -39,8 +40,11 @@ import cluster  # noqa: E402
 
 SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 NETNS = "udfdep%d" % (os.getpid() % 100000)
-# The test's own point-to-point link between the host and its namespace (a /30 nobody routes).
-HOST_IP, NS_IP = "192.168.254.1", "192.168.254.2"
+# The test's own link between the host and its namespace: a /30 of the cluster CIDR outside the
+# node's pod subnet, so the namespace's source address is a pod's; and a /30 outside every
+# cluster range, a neighbour's, from which the API address must not answer.
+HOST_IP, NS_IP = "10.244.250.1", "10.244.250.2"
+HOST_OTHER_IP, NS_OTHER_IP = "192.168.254.1", "192.168.254.2"
 UID = 65532
 
 
@@ -125,6 +129,8 @@ def netns_up():
             ["ip", "link", "add", NETNS + "h", "type", "veth", "peer", "name", NETNS + "n"],
             ["ip", "link", "set", NETNS + "n", "netns", NETNS],
             ["ip", "addr", "add", HOST_IP + "/30", "dev", NETNS + "h"],
+            ["ip", "addr", "add", HOST_OTHER_IP + "/30", "dev", NETNS + "h"],
+            ["ip", "netns", "exec", NETNS, "ip", "addr", "add", NS_OTHER_IP + "/30", "dev", NETNS + "n"],
             ["ip", "link", "set", NETNS + "h", "up"],
             ["ip", "netns", "exec", NETNS, "ip", "addr", "add", NS_IP + "/30", "dev", NETNS + "n"],
             ["ip", "netns", "exec", NETNS, "ip", "link", "set", NETNS + "n", "up"],
@@ -199,6 +205,22 @@ def main():
                 check(name in cert, "apiserver certificate lacks %s: %s" % (name, cert))
             return "     | kubernetes -> %s:%d (ClusterIP %s)" % (api_address, ports[0], ctx["cluster_ip"])
 
+        def reachable_from(src):
+            # A TCP connection to the API address from the test's namespace, from source src.
+            code = ("import socket,sys\ntry:\n    socket.create_connection((%r, %d), timeout=3, source_address=(%r, 0))"
+                    ".close()\n    print('open')\nexcept OSError as e:\n    print(type(e).__name__)\n"
+                    % (api_address, ctx["port"], src))
+            return subprocess.run(["ip", "netns", "exec", NETNS, sys.executable, "-c", code], capture_output=True,
+                                  text=True, check=True).stdout.strip()
+
+        def host_and_pods_only():
+            netns_up()
+            got = reachable_from(NS_IP)
+            check(got == "open", "from a pod address (%s): %s" % (NS_IP, got))
+            got = reachable_from(NS_OTHER_IP)
+            check(got != "open", "from a neighbour's address (%s) the API address answered" % NS_OTHER_IP)
+            return "     | from %s: open; from %s: %s" % (NS_IP, NS_OTHER_IP, got)
+
         def helm_install():
             kube.kubectl("apply", "--server-side", "-f", os.path.join(cluster.SOURCE_DIR, "crds"))
             kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
@@ -220,7 +242,6 @@ def main():
             ca = wait_for("ConfigMap udf-system/kube-root-ca.crt",
                           lambda: kjson("get", "configmap", "-n", "udf-system", "kube-root-ca.crt"),
                           timeout=30)["data"]["ca.crt"]
-            netns_up()
             for i, name in enumerate(["udf-operator-a", "udf-operator-b"]):
                 sa_dir = os.path.join(work, name)
                 os.makedirs(sa_dir)
@@ -308,6 +329,7 @@ def main():
             return "     | Lease now held by %s" % lease["spec"]["holderIdentity"]
 
         cases = [("Service kubernetes: the API address, named by the certificate", endpoint_is_the_api_address),
+                 ("the API address answers this host's pods, not its neighbours", host_and_pods_only),
                  ("helm install (the operator's Deployment as the chart renders it)", helm_install),
                  ("two replicas in-cluster (SA token, no kubeconfig), one leads", start_replicas),
                  ("the leader reconciles the default pool with the chart's RBAC", leader_reconciles_pool),
