@@ -14,7 +14,7 @@ PYTHON     ?= $(UDF_CACHE)/venv/bin/python
 CTEST_ARGS ?=
 CTEST_J    ?= 1
 
-.PHONY: all configure prereqs test test-unit test-integration run bench sanitize fuzz venv deps \
+.PHONY: all configure prereqs test test-unit test-integration run bench sanitize fuzz fuzz-long venv deps \
         cluster-up cluster-down fmt fmt-check lint clean help
 
 all: configure
@@ -37,6 +37,7 @@ help:
 	@echo "                (UDF_RUN_MODE=local: bin/udf-operator in the foreground instead)"
 	@echo "make bench      print the benchmarks"
 	@echo "make sanitize   build everything with ASan+UBSan in build-san/"
+	@echo "make fuzz-long  every fuzz target for FUZZ_SECONDS (60) each; keeps new-coverage seeds"
 	@echo "make fmt        clang-format the C sources; make lint: format check + shellcheck"
 	@echo "make clean      remove build trees and bin/"
 
@@ -76,6 +77,11 @@ all-san:
 
 fuzz: all
 	ctest --test-dir $(BUILD) --output-on-failure -L fuzz $(CTEST_ARGS)
+
+# Every fuzz target for FUZZ_SECONDS each; new-coverage inputs stay in tests/fuzz/corpus/.
+FUZZ_SECONDS ?= 60
+fuzz-long: all
+	tests/fuzz/long.sh $(BUILD) $(FUZZ_SECONDS)
 
 cluster-up:
 	@hack/cluster.sh up

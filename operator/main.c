@@ -11,8 +11,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/blocking.h"
 #include "api/functions.h"
 #include "controllers/pool.h"
+#include "grpc/etag.h"
+#include "grpc/service.h"
 #include "grpc/health.h"
 #include "grpc/resource_service.h"
 #include "grpc/rpc.h"
@@ -25,6 +28,7 @@
 #include "kube/rest.h"
 #include "udf/labels.h"
 #include "udf/naming.h"
+#include "util/cidr.h"
 #include "util/log.h"
 
 #define EXIT_USAGE 2
@@ -46,6 +50,15 @@ struct options {
 	const char *allowed_runtime_classes;
 	const char *default_pool;
 	const char *pool_selector;
+	/* ---- hardening (issue 15): callers, outgoing requests, limits ---- */
+	const char *grpc_tls_client_ca;
+	const char *tenant_pattern;
+	const char *blocked_cidrs;
+	int max_functions_per_tenant;
+	int max_pods_per_tenant;
+	int max_tenants;
+	long long function_ttl_s;
+	/* ---- end of hardening ---- */
 };
 
 struct operator_state {
@@ -94,11 +107,79 @@ static void usage(FILE *out)
 	    "                              that share a cluster; default: every pool)\n"
 	    "  --health-bind-address ADDR  HTTP /healthz, /readyz, /metrics (default :8081;\n"
 	    "                              0 disables)\n"
+	    "  --grpc-tls-client-ca FILE   with TLS, require callers' certificates signed by a CA\n"
+	    "                              in this PEM bundle (mutual TLS)\n"
+	    "  --tenant-pattern REGEX      serve only tenants this POSIX extended regular\n"
+	    "                              expression matches whole; others get INVALID_ARGUMENT\n"
+	    "  --blocked-cidrs LIST        address ranges an import url may not reach (checked on\n"
+	    "                              the address connected to; \"\" blocks none); default:\n"
+	    "                              loopback, link-local, 0/8, RFC 1918, 100.64/10,\n"
+	    "                              fc00::/7, multicast\n"
+	    "  --max-functions-per-tenant N  UdfFunctions per tenant (default 0: no limit)\n"
+	    "  --max-pods-per-tenant N     pods per tenant namespace, by a ResourceQuota (0: "
+	    "none)\n"
+	    "  --max-tenants N             tenant namespaces this operator creates (0: no limit)\n"
+	    "  --function-ttl DURATION     delete functions the gRPC services made and no call\n"
+	    "                              used for this long (90s, 30m, 24h, 7d; 0: never)\n"
 	    "  --log-format text|json      log line format (default text)\n"
 	    "  --log-level LEVEL           debug, info, warn or error (default info)\n"
 	    "  --version                   print the version and exit\n"
 	    "  -h, --help                  this help\n");
 }
+
+/* ---- hardening (issue 15) ---- */
+
+/* A whole number >= 0. */
+static int parse_count(const char *s, long long *out)
+{
+	char *end;
+	if (!*s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	return errno || *end ? -EINVAL : 0;
+}
+
+/* "0", "90", "90s", "30m", "24h", "7d" into seconds. */
+static int parse_duration(const char *s, long long *out)
+{
+	char *end;
+	if (!*s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	long long unit = !*end			 ? 1
+			 : strcmp(end, "s") == 0 ? 1
+			 : strcmp(end, "m") == 0 ? 60
+			 : strcmp(end, "h") == 0 ? 3600
+			 : strcmp(end, "d") == 0 ? 86400
+						 : 0;
+	if (errno || unit == 0 || v > (1LL << 40) / unit)
+		return -EINVAL;
+	*out = v * unit;
+	return 0;
+}
+
+/* What the flags configure in modules that are set once before serving. */
+static int hardening_setup(const struct options *o)
+{
+	char err[512];
+	struct cidr_set blocked;
+	const char *list = o->blocked_cidrs ? o->blocked_cidrs : CIDR_DEFAULT_BLOCKED;
+	if (cidr_set_parse(list, &blocked, err, sizeof(err)) < 0) {
+		fprintf(stderr, "udf-operator: --blocked-cidrs: %s\n", err);
+		return -EINVAL;
+	}
+	etag_set_blocked(&blocked);
+	if (o->tenant_pattern &&
+	    service_set_tenant_pattern(o->tenant_pattern, err, sizeof(err)) < 0) {
+		fprintf(stderr, "udf-operator: --tenant-pattern: %s\n", err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- end of hardening ---- */
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -118,7 +199,14 @@ static int parse_args(int argc, char **argv, struct options *o)
 		OPT_WORKER_IMAGE,
 		OPT_ALLOWED_RC,
 		OPT_DEFAULT_POOL,
-		OPT_POOL_SELECTOR
+		OPT_POOL_SELECTOR,
+		OPT_TLS_CLIENT_CA,
+		OPT_TENANT_PATTERN,
+		OPT_BLOCKED_CIDRS,
+		OPT_MAX_FUNCTIONS,
+		OPT_MAX_PODS,
+		OPT_MAX_TENANTS,
+		OPT_FUNCTION_TTL
 	};
 	static const struct option longopts[] = {
 	    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
@@ -136,6 +224,13 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"pool-selector", required_argument, NULL, OPT_POOL_SELECTOR},
 	    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 	    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	    {"grpc-tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA},
+	    {"tenant-pattern", required_argument, NULL, OPT_TENANT_PATTERN},
+	    {"blocked-cidrs", required_argument, NULL, OPT_BLOCKED_CIDRS},
+	    {"max-functions-per-tenant", required_argument, NULL, OPT_MAX_FUNCTIONS},
+	    {"max-pods-per-tenant", required_argument, NULL, OPT_MAX_PODS},
+	    {"max-tenants", required_argument, NULL, OPT_MAX_TENANTS},
+	    {"function-ttl", required_argument, NULL, OPT_FUNCTION_TTL},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -212,6 +307,41 @@ static int parse_args(int argc, char **argv, struct options *o)
 				return -EINVAL;
 			}
 			break;
+		case OPT_TLS_CLIENT_CA:
+			o->grpc_tls_client_ca = optarg;
+			break;
+		case OPT_TENANT_PATTERN:
+			o->tenant_pattern = optarg;
+			break;
+		case OPT_BLOCKED_CIDRS:
+			o->blocked_cidrs = optarg;
+			break;
+		case OPT_MAX_FUNCTIONS:
+		case OPT_MAX_PODS:
+		case OPT_MAX_TENANTS: {
+			long long v;
+			if (parse_count(optarg, &v) < 0 || v > 1000000) {
+				fprintf(stderr,
+					"udf-operator: %s takes a whole number from 0 to 1000000, "
+					"not \"%s\"\n",
+					argv[optind - 1], optarg);
+				return -EINVAL;
+			}
+			*(c == OPT_MAX_FUNCTIONS ? &o->max_functions_per_tenant
+			  : c == OPT_MAX_PODS	 ? &o->max_pods_per_tenant
+						 : &o->max_tenants) = (int)v;
+			break;
+		}
+		case OPT_FUNCTION_TTL:
+			if (parse_duration(optarg, &o->function_ttl_s) < 0) {
+				fprintf(
+				    stderr,
+				    "udf-operator: --function-ttl takes a duration such as 90s, "
+				    "30m, 24h or 7d, not \"%s\"\n",
+				    optarg);
+				return -EINVAL;
+			}
+			break;
 		case OPT_VERSION:
 			printf("udf-operator %s\n", UDF_VERSION);
 			exit(0);
@@ -250,7 +380,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 		fprintf(stderr, "udf-operator: --grpc-tls-cert and --grpc-tls-key go together\n");
 		return -EINVAL;
 	}
-	return 0;
+	if (o->grpc_tls_client_ca && !o->grpc_tls_cert) {
+		fprintf(stderr, "udf-operator: --grpc-tls-client-ca needs --grpc-tls-cert and "
+				"--grpc-tls-key\n");
+		return -EINVAL;
+	}
+	return hardening_setup(o);
 }
 
 static int load_config(const struct options *o, struct kube_config **cfg)
@@ -398,7 +533,11 @@ static int watches_new(struct kube_client *kube, const struct options *o, struct
 	static const struct kube_res res_functions = {"apis/udf.sandbox.io/v1alpha1",
 						      "udffunctions"};
 	static const struct kube_res res_namespaces = {"api/v1", "namespaces"};
-	struct kube_informer_opts fo = {.res = &res_functions};
+	/* What api/ reads of a function is its status, tenant, names and annotations: code and
+	 * scripts (up to about 1.3 MiB each) and presigned urls never enter the cache. */
+	static const char *const fn_dropped[] = {"spec.code", "spec.script", "spec.imports[].url",
+						 NULL};
+	struct kube_informer_opts fo = {.res = &res_functions, .drop_fields = fn_dropped};
 	struct kube_informer_opts nso = {.res = &res_namespaces,
 					 .label_selector = UDF_LABEL_TENANT_NS "=true"};
 	static const struct kube_res res_pools = {"apis/udf.sandbox.io/v1alpha1", "udfwarmpools"};
@@ -470,6 +609,7 @@ int main(int argc, char **argv)
 	    .bind_address = o.grpc_bind,
 	    .tls_cert_file = o.grpc_tls_cert,
 	    .tls_key_file = o.grpc_tls_key,
+	    .tls_client_ca_file = o.grpc_tls_client_ca,
 	};
 	if (rpc_server_new(&ro, &rpc, err, sizeof(err)) < 0) {
 		log_error("main", "gRPC: %s", err);
@@ -482,7 +622,13 @@ int main(int argc, char **argv)
 	struct functions_options fo = {.kube = st.kube,
 				       .inf_functions = w.functions,
 				       .inf_tenant_ns = w.tenant_namespaces,
-				       .ns_prefix = o.tenant_ns_prefix};
+				       .ns_prefix = o.tenant_ns_prefix,
+				       /* hardening (issue 15) */
+				       .max_functions_per_tenant = o.max_functions_per_tenant,
+				       .max_pods_per_tenant = o.max_pods_per_tenant,
+				       .max_tenants = o.max_tenants,
+				       .function_ttl_s = o.function_ttl_s,
+				       .leading = o.leader_elect ? &st.leading : NULL};
 	/* The UdfWarmPool controller: its handlers join the loop now, its workers start when
 	 * this replica leads (at once without --leader-elect). */
 	struct pool_controller_opts pco = {
@@ -512,7 +658,9 @@ int main(int argc, char **argv)
 		goto out_rpc;
 	}
 	log_info("main", "gRPC listening on %s (port %d, %s)", o.grpc_bind, rpc_server_port(rpc),
-		 o.grpc_tls_cert ? "TLS" : "plaintext");
+		 o.grpc_tls_client_ca ? "mutual TLS"
+		 : o.grpc_tls_cert    ? "TLS"
+				      : "plaintext");
 	if (httpd_start(o.health_bind, http_handler, &st, &http, err, sizeof(err)) < 0) {
 		log_error("main", "health endpoint: %s", err);
 		goto out_rpc;

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "api/blocking.h"
+#include "api/gc.h"
 #include "api/tenants.h"
 #include "api/tokens.h"
 #include "kube/informer.h"
@@ -63,6 +64,10 @@ struct functions {
 	struct strmap entries; /* "ns/name" -> struct entry */
 	struct strmap ready;   /* "ns/name" of a Ready function -> struct ready_fn */
 	atomic_int shutting_down;
+	/* ---- limits (functions_options) ---- */
+	int max_functions_per_tenant;
+	struct strmap ns_counts; /* namespace -> its UdfFunctions in the cache (int *) */
+	struct gc *gc;
 };
 
 static const char *const shutdown_message = "udf-operator is shutting down; retry";
@@ -446,8 +451,32 @@ static void note_ready(struct functions *f, const cJSON *obj, int deleted)
 	ready_free(old);
 }
 
+/* Keeps f->ns_counts in step with the cache (loop thread; on_add is a new key). */
+static void count_ns(struct functions *f, const cJSON *obj, int delta)
+{
+	const char *ns = k8s_str(obj, "metadata.namespace");
+	if (!ns)
+		return;
+	pthread_mutex_lock(&f->lock);
+	int *n = strmap_get(&f->ns_counts, ns);
+	if (!n && delta > 0 && (n = calloc(1, sizeof(*n))) &&
+	    strmap_put(&f->ns_counts, ns, n, NULL) < 0) {
+		free(n);
+		n = NULL;
+	}
+	if (n) {
+		*n += delta;
+		if (*n <= 0) {
+			strmap_del(&f->ns_counts, ns, NULL);
+			free(n);
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+}
+
 static void on_add(void *arg, const cJSON *obj)
 {
+	count_ns(arg, obj, 1);
 	note_ready(arg, obj, 0);
 	wake(arg, obj);
 }
@@ -462,6 +491,7 @@ static void on_delete(void *arg, const cJSON *obj)
 {
 	struct functions *f = arg;
 	char key[320];
+	count_ns(f, obj, -1);
 	note_ready(f, obj, 1);
 	if (kube_object_key(obj, key, sizeof(key)) < 0)
 		return;
@@ -482,15 +512,25 @@ int functions_new(const struct functions_options *o, struct functions **out)
 	f->kube = o->kube;
 	f->inf_fn = o->inf_functions;
 	f->n_threads = o->threads > 0 ? o->threads : 8;
+	f->max_functions_per_tenant = o->max_functions_per_tenant;
 	pthread_mutex_init(&f->lock, NULL);
 	strmap_init(&f->entries);
 	strmap_init(&f->ready);
+	strmap_init(&f->ns_counts);
 	struct kube_handlers h = {on_add, on_update, on_delete, f};
 	int rc = tenants_new(o->kube, o->inf_tenant_ns, o->ns_prefix, &f->tenants);
+	if (rc == 0) {
+		struct tenants_limits tl = {.max_tenants = o->max_tenants,
+					    .max_pods = o->max_pods_per_tenant,
+					    .max_functions = o->max_functions_per_tenant};
+		tenants_set_limits(f->tenants, &tl);
+	}
 	if (rc == 0)
 		rc = tokens_new(o->kube, &f->tokens);
 	if (rc == 0)
-		rc = blocking_new(BLOCKING_THREADS, &f->blocking);
+		rc = blocking_new(BLOCKING_THREADS, o->blocking, &f->blocking);
+	if (rc == 0 && o->function_ttl_s > 0)
+		rc = gc_new(o->kube, o->inf_functions, o->function_ttl_s, o->leading, &f->gc);
 	if (rc == 0)
 		rc = parked_new(on_due, f, &f->parked);
 	if (rc == 0)
@@ -512,14 +552,40 @@ int functions_start(struct functions *f)
 		rc = parked_start(f->parked);
 	if (rc == 0)
 		rc = wq_run(f->wq, f->n_threads, process, f);
+	if (rc == 0 && f->gc)
+		rc = gc_start(f->gc);
 	return rc;
 }
 
-int functions_run_blocking(struct functions *f, void (*fn)(void *arg), void *arg)
+int functions_run_blocking(struct functions *f, const char *tenant, void (*fn)(void *arg),
+			   void *arg)
 {
 	if (atomic_load(&f->shutting_down))
 		return -ESHUTDOWN;
-	return blocking_submit(f->blocking, fn, arg);
+	return blocking_submit(f->blocking, tenant, fn, arg);
+}
+
+int functions_refusal(struct functions *f, int rc, const char *tenant, char *msg, size_t len)
+{
+	struct blocking_limits lim;
+	blocking_get_limits(f->blocking, &lim);
+	if (rc == -EBUSY) {
+		snprintf(msg, len,
+			 "tenant \"%.64s\" already has %d calls waiting for slow work (import "
+			 "urls, worker records), its limit; retry when they are answered",
+			 tenant, lim.max_queued_per_tenant);
+		return 1;
+	}
+	if (rc == -EAGAIN) {
+		snprintf(msg, len,
+			 "udf-operator has %d calls waiting for slow work, its limit; retry "
+			 "shortly",
+			 lim.max_queued);
+		return 1;
+	}
+	snprintf(msg, len, "%s",
+		 rc == -ESHUTDOWN ? shutdown_message : "udf-operator cannot take the call now");
+	return 0;
 }
 
 struct kube_client *functions_kube(struct functions *f)
@@ -546,6 +612,7 @@ void functions_free(struct functions *f)
 	if (!f)
 		return;
 	functions_shutdown(f);
+	gc_free(f->gc); /* its thread deletes through the client: stop it first */
 	if (f->wq) {
 		wq_shutdown(f->wq);
 		wq_free(f->wq);
@@ -556,6 +623,7 @@ void functions_free(struct functions *f)
 	tenants_free(f->tenants);
 	strmap_free(&f->entries, entry_free);
 	strmap_free(&f->ready, ready_free);
+	strmap_free(&f->ns_counts, free);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
@@ -590,6 +658,42 @@ static int answer_hot(struct functions *f, const struct fn_desc *d, const char *
 	cb(arg, &o);
 	if (touch_now)
 		wq_add(f->wq, key);
+	return 1;
+}
+
+int functions_over_limit(struct functions *f, const char *ns, const char *name, const char *tenant,
+			 char *msg, size_t len)
+{
+	char key[320];
+	if (f->max_functions_per_tenant <= 0)
+		return 0;
+	pthread_mutex_lock(&f->lock);
+	int *n = strmap_get(&f->ns_counts, ns);
+	int count = n ? *n : 0;
+	pthread_mutex_unlock(&f->lock);
+	if (count < f->max_functions_per_tenant)
+		return 0;
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	cJSON *have = kube_informer_get(f->inf_fn, key);
+	cJSON_Delete(have);
+	if (have)
+		return 0; /* an existing function: reuse or replace, no new object */
+	snprintf(msg, len,
+		 "tenant \"%.64s\" has %d UdfFunctions, the limit per tenant "
+		 "(--max-functions-per-tenant=%d); drop unused workers or functions first",
+		 tenant, count, f->max_functions_per_tenant);
+	return 1;
+}
+
+/* A call over the function limit is answered FN_EXHAUSTED at once. 1 answered, 0 go on. */
+static int over_function_limit(struct functions *f, const char *ns, const struct fn_desc *d,
+			       fn_apply_cb cb, void *arg)
+{
+	char msg[400];
+	if (!functions_over_limit(f, ns, d->name, d->tenant, msg, sizeof(msg)))
+		return 0;
+	struct fn_outcome o = {FN_EXHAUSTED, "", "", msg};
+	cb(arg, &o);
 	return 1;
 }
 
@@ -644,6 +748,8 @@ int functions_apply(struct functions *f, const struct fn_desc *d, int64_t answer
 		return 0;
 	}
 	if (answer_hot(f, d, ns, key, cb, arg))
+		return 0;
+	if (over_function_limit(f, ns, d, cb, arg))
 		return 0;
 
 	/* Slow: park the call; a workqueue thread creates or reuses the function and answers. */

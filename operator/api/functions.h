@@ -15,12 +15,16 @@
 #ifndef UDF_API_FUNCTIONS_H
 #define UDF_API_FUNCTIONS_H
 
+#include <stdatomic.h>
 #include <stdint.h>
+
+#include <stddef.h>
 
 #include "api/outcome.h"
 #include "api/parked.h"
 #include "udf/function.h"
 
+struct blocking_limits;
 struct kube_client;
 struct kube_informer;
 struct tenants;
@@ -32,6 +36,15 @@ struct functions_options {
 	struct kube_informer *inf_tenant_ns; /* shared: namespaces labelled tenant-namespace */
 	const char *ns_prefix;		     /* tenant namespace prefix, e.g. "udf-" */
 	int threads;			     /* workqueue threads (0: 8) */
+	/* ---- limits against one tenant hurting the others (0: no limit) ---- */
+	int max_functions_per_tenant; /* UdfFunctions in a tenant's namespace */
+	int max_pods_per_tenant;      /* pods, by a ResourceQuota in each tenant namespace */
+	int max_tenants;	      /* tenant namespaces */
+	int64_t function_ttl_s;	      /* delete gRPC-made functions unused this long */
+	atomic_int *leading;	      /* the TTL sweep runs only while *leading (NULL: always) */
+	const struct blocking_limits
+	    *blocking; /* shares of the blocking threads (NULL: defaults) */
+		       /* ---- end of limits ---- */
 };
 
 /* Adds its handlers to the shared informers: call before their loop starts. */
@@ -53,9 +66,21 @@ void functions_free(struct functions *f);
 int functions_apply(struct functions *f, const struct fn_desc *d, int64_t answer_at_ms,
 		    fn_apply_cb cb, void *arg);
 
-/* Runs fn(arg) on one of the blocking threads (they may wait on the network).
- * 0, or -ESHUTDOWN / -ENOMEM when fn will not run. */
-int functions_run_blocking(struct functions *f, void (*fn)(void *arg), void *arg);
+/* Runs fn(arg) on one of the blocking threads (they may wait on the network), within the
+ * tenant's share of them (api/blocking.h). 0, or -EBUSY / -EAGAIN (the tenant's share or the
+ * whole queue is full), -ESHUTDOWN, -ENOMEM when fn will not run. */
+int functions_run_blocking(struct functions *f, const char *tenant, void (*fn)(void *arg),
+			   void *arg);
+/* For a refusal rc of functions_run_blocking: the gRPC-ready message naming the limit, and
+ * 1 when the call should be answered RESOURCE_EXHAUSTED (-EBUSY, -EAGAIN), else 0. */
+int functions_refusal(struct functions *f, int rc, const char *tenant, char *msg, size_t len);
+
+/* --max-functions-per-tenant: 1 with the message in msg when ns (the tenant's namespace)
+ * already holds the limit and has no function name (a new one would pass it), else 0.
+ * Counted from the informer cache; creates racing past it meet the namespace's
+ * ResourceQuota (api/tenants). functions_apply() checks it itself. */
+int functions_over_limit(struct functions *f, const char *ns, const char *name, const char *tenant,
+			 char *msg, size_t len);
 
 /* For api/records.c: the parts it shares. */
 struct kube_client *functions_kube(struct functions *f);

@@ -18,6 +18,7 @@ enum fn_result {
 	FN_NOT_FOUND,
 	FN_EXISTS,
 	FN_SHUTDOWN,
+	FN_EXHAUSTED, /* a limit of the operator is reached (message names it) */
 };
 
 struct fn_outcome {

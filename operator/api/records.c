@@ -117,6 +117,10 @@ static void run_create(struct record_job *j)
 		j->cb(j->arg, res, msg, NULL, 0);
 		return;
 	}
+	if (functions_over_limit(j->f, j->ns, j->object, j->tenant, msg, sizeof(msg))) {
+		j->cb(j->arg, FN_EXHAUSTED, msg, NULL, 0);
+		return;
+	}
 	struct kube_client *kube = functions_kube(j->f);
 	int rc = kube_create(kube, &res_functions, j->ns, j->body, &out);
 	if (rc == 0) {
@@ -313,7 +317,7 @@ static struct record_job *job_new(struct functions *f, enum record_op op, const 
 
 static int submit(struct record_job *j)
 {
-	int rc = functions_run_blocking(j->f, run, j);
+	int rc = functions_run_blocking(j->f, j->tenant, run, j);
 	if (rc < 0)
 		job_free(j);
 	return rc;

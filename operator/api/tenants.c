@@ -17,6 +17,8 @@
 
 static const struct kube_res res_namespaces = {"api/v1", "namespaces"};
 static const struct kube_res res_netpols = {"apis/networking.k8s.io/v1", "networkpolicies"};
+static const struct kube_res res_quotas = {"api/v1", "resourcequotas"};
+#define QUOTA_NAME "udf-tenant-quota"
 
 struct tenants {
 	struct kube_client *kube;
@@ -25,6 +27,7 @@ struct tenants {
 	struct udf_netpol *netpol; /* the sandbox policy every tenant namespace gets */
 	pthread_mutex_t lock;
 	struct strmap owners; /* tenant namespace -> its tenant annotation (char *) */
+	struct tenants_limits lim;
 };
 
 static void note(struct tenants *t, const cJSON *nsobj, int deleted)
@@ -103,6 +106,53 @@ void tenants_free(struct tenants *t)
 	free(t);
 }
 
+void tenants_set_limits(struct tenants *t, const struct tenants_limits *l)
+{
+	t->lim = *l;
+}
+
+/* Tenant namespaces of this operator's prefix in the cache. */
+static int count_own(struct tenants *t)
+{
+	struct strmap_iter it;
+	const char *name;
+	void *val;
+	int n = 0;
+	size_t plen = strlen(t->prefix);
+	pthread_mutex_lock(&t->lock);
+	strmap_iter_init(&t->owners, &it);
+	while (strmap_iter_next(&t->owners, &it, &name, &val))
+		n += strncmp(name, t->prefix, plen) == 0;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+/* The ResourceQuota of a tenant namespace, or NULL when no limit asks for one. */
+static cJSON *quota_object(const struct tenants *t, const char *ns)
+{
+	char v[32];
+	if (t->lim.max_pods <= 0 && t->lim.max_functions <= 0)
+		return NULL;
+	cJSON *q = cJSON_CreateObject();
+	cJSON *md = cJSON_AddObjectToObject(q, "metadata");
+	cJSON *labels = cJSON_AddObjectToObject(md, "labels");
+	cJSON *hard = cJSON_AddObjectToObject(cJSON_AddObjectToObject(q, "spec"), "hard");
+	cJSON_AddStringToObject(q, "apiVersion", "v1");
+	cJSON_AddStringToObject(q, "kind", "ResourceQuota");
+	cJSON_AddStringToObject(md, "name", QUOTA_NAME);
+	cJSON_AddStringToObject(md, "namespace", ns);
+	cJSON_AddStringToObject(labels, UDF_LABEL_MANAGED_BY, UDF_MANAGER);
+	if (t->lim.max_pods > 0) {
+		snprintf(v, sizeof(v), "%d", t->lim.max_pods);
+		cJSON_AddStringToObject(hard, "pods", v);
+	}
+	if (t->lim.max_functions > 0) {
+		snprintf(v, sizeof(v), "%d", t->lim.max_functions);
+		cJSON_AddStringToObject(hard, "count/udffunctions." UDF_API_GROUP, v);
+	}
+	return q;
+}
+
 int tenants_namespace(struct tenants *t, const char *tenant, char ns[64])
 {
 	return naming_tenant_namespace(t->prefix, tenant, ns);
@@ -156,6 +206,16 @@ static int ensure_namespace(struct tenants *t, const char *ns, const char *tenan
 		snprintf(msg, msglen, "cannot read namespace %s: %s", ns, kube_strerror(rc));
 		return fail(rc, fn_result_of_kube_error(rc), res);
 	}
+	/* A new tenant. The count is the cache's: tenants racing past it overshoot by at most
+	 * the calls in flight, which the blocking queue's bound limits. */
+	int have = t->lim.max_tenants > 0 ? count_own(t) : 0;
+	if (t->lim.max_tenants > 0 && have >= t->lim.max_tenants) {
+		snprintf(msg, msglen,
+			 "udf-operator serves %d tenants, its limit (--max-tenants=%d); tenant "
+			 "\"%.64s\" is not admitted",
+			 have, t->lim.max_tenants, tenant);
+		return fail(-EDQUOT, FN_EXHAUSTED, res);
+	}
 	rc = tenant_namespace_object(ns, tenant, &nsobj);
 	if (rc == 0)
 		rc = kube_create(t->kube, &res_namespaces, NULL, nsobj, NULL);
@@ -187,6 +247,14 @@ int tenants_ensure(struct tenants *t, const char *tenant, char ns[64], enum fn_r
 	cJSON_Delete(np);
 	if (rc < 0 && rc != KUBE_EALREADY_EXISTS) {
 		snprintf(msg, msglen, "cannot create the NetworkPolicy of namespace %s: %s", ns,
+			 kube_strerror(rc));
+		return fail(rc, fn_result_of_kube_error(rc), res);
+	}
+	cJSON *q = quota_object(t, ns);
+	rc = q ? kube_create(t->kube, &res_quotas, ns, q, NULL) : 0;
+	cJSON_Delete(q);
+	if (rc < 0 && rc != KUBE_EALREADY_EXISTS) {
+		snprintf(msg, msglen, "cannot create the ResourceQuota of namespace %s: %s", ns,
 			 kube_strerror(rc));
 		return fail(rc, fn_result_of_kube_error(rc), res);
 	}

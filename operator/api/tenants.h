@@ -21,14 +21,25 @@ int tenants_new(struct kube_client *kube, struct kube_informer *inf_ns, const ch
 		struct tenants **out);
 void tenants_free(struct tenants *t);
 
+/* Limits (0: none), set once before the first tenants_ensure(). */
+struct tenants_limits {
+	int max_tenants;   /* namespaces with this operator's prefix; a new tenant past it is
+			    * refused with FN_EXHAUSTED */
+	int max_pods;	   /* "pods" of the ResourceQuota stamped into each tenant namespace */
+	int max_functions; /* its "count/udffunctions.udf.sandbox.io": the API server's
+			    * backstop behind functions_over_limit() */
+};
+void tenants_set_limits(struct tenants *t, const struct tenants_limits *l);
+
 /* The tenant's namespace name into ns[64] (pure). 0 or -EINVAL. */
 int tenants_namespace(struct tenants *t, const char *tenant, char ns[64]);
 
 /* Is ns tenant's? From the cache: 1 yes, 0 unknown (not in the cache), -1 another's. */
 int tenants_owner_known(struct tenants *t, const char *ns, const char *tenant);
 
-/* Blocking: creates the tenant's namespace and its NetworkPolicy when missing, and checks
- * the namespace is the tenant's. 0, or a negative code with *res and msg saying why. */
+/* Blocking: creates the tenant's namespace, its NetworkPolicy and (with a pod or function
+ * limit) its ResourceQuota "udf-tenant-quota" when missing, and checks the namespace is the
+ * tenant's. 0, or a negative code with *res and msg saying why. */
 int tenants_ensure(struct tenants *t, const char *tenant, char ns[64], enum fn_result *res,
 		   char *msg, size_t msglen);
 

@@ -114,6 +114,17 @@ static char *base64_decode(const char *in)
 	return out;
 }
 
+char *tokens_of_secret(const cJSON *secret)
+{
+	const char *b64 = k8s_str(secret, "data.token");
+	char *tok = b64 ? base64_decode(b64) : NULL;
+	if (tok && !*tok) {
+		free(tok);
+		return NULL;
+	}
+	return tok;
+}
+
 static void remember(struct tokens *t, const char *key, const char *value, int64_t now_ms)
 {
 	struct token *tok = malloc(sizeof(*tok));
@@ -150,13 +161,10 @@ int tokens_fetch(struct tokens *t, const char *ns, const char *secret, int64_t n
 		log_warn("tokens", "reading Secret %s/%s: %s", ns, secret, kube_strerror(rc));
 		return rc;
 	}
-	const char *b64 = k8s_str(obj, "data.token");
-	char *tok = b64 ? base64_decode(b64) : NULL;
+	char *tok = tokens_of_secret(obj);
 	cJSON_Delete(obj);
-	if (!tok || !*tok) {
-		free(tok);
+	if (!tok)
 		return 0;
-	}
 	key_of(ns, secret, key);
 	remember(t, key, tok, now_ms);
 	*out = tok;

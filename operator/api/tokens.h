@@ -6,6 +6,7 @@
 #ifndef UDF_API_TOKENS_H
 #define UDF_API_TOKENS_H
 
+#include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,5 +29,9 @@ int tokens_copy(struct tokens *t, const char *ns, const char *secret, int64_t no
  * *out NULL when the Secret or its token does not exist yet. 0, or a negative error of the
  * GET (logged). */
 int tokens_fetch(struct tokens *t, const char *ns, const char *secret, int64_t now_ms, char **out);
+
+/* The token of a Secret object (base64 data.token, decoded; malloc'd), or NULL when it has
+ * none that decodes to a non-empty value. Pure; exposed for fuzzing. */
+char *tokens_of_secret(const cJSON *secret);
 
 #endif

@@ -1,10 +1,16 @@
 #include "grpc/etag.h"
 
+#include "util/cidr.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -13,7 +19,40 @@ struct etag_state {
 	long long range_total;
 	long long content_length;
 	int got_body;
+	int blocked; /* a connection to a blocked address was refused */
 };
+
+/* Set once before the first fetch (etag_set_blocked), else the default list. */
+static struct cidr_set blocked_set;
+static pthread_once_t blocked_once = PTHREAD_ONCE_INIT;
+static int blocked_configured;
+
+static void blocked_default(void)
+{
+	char err[128];
+	if (!blocked_configured &&
+	    cidr_set_parse(CIDR_DEFAULT_BLOCKED, &blocked_set, err, sizeof(err)) < 0)
+		abort(); /* the built-in list is a constant: a parse error is a bug */
+}
+
+void etag_set_blocked(const struct cidr_set *s)
+{
+	blocked_set = *s;
+	blocked_configured = 1;
+}
+
+/* Every socket curl opens for the fetch comes through here with the address it is about to
+ * connect to (after name resolution, for each address it tries): a blocked one is refused
+ * before any byte is sent, whatever name led to it. */
+static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct etag_state *st = arg;
+	if (purpose != CURLSOCKTYPE_IPCXN || cidr_set_contains(&blocked_set, &a->addr)) {
+		st->blocked = 1;
+		return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
 
 static int header_is(const char *line, size_t len, const char *name, const char **value,
 		     size_t *vlen)
@@ -100,6 +139,7 @@ int etag_fetch(const char *url, const char *const *headers, size_t n_headers, lo
 	size_t keep = strcspn(url, "?#");
 	snprintf(where, sizeof(where), "%.*s", (int)(keep < 150 ? keep : 150), url);
 
+	pthread_once(&blocked_once, blocked_default);
 	CURL *e = curl_easy_init();
 	if (!e) {
 		snprintf(err, errlen, "out of memory");
@@ -112,10 +152,13 @@ int etag_fetch(const char *url, const char *const *headers, size_t n_headers, lo
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(e, CURLOPT_MAXREDIRS, 3L);
+	/* A redirect would be a second request to wherever the remote says: follow none. No
+	 * proxy from the environment either: the address checked must be the one reached. */
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, &st);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, &st);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
@@ -135,14 +178,27 @@ int etag_fetch(const char *url, const char *const *headers, size_t n_headers, lo
 	curl_easy_cleanup(e);
 	curl_slist_free_all(hl);
 
+	/* The caller sees no more of the remote than "readable or not": no status, no curl
+	 * reason, nothing of the body, so the operator is no oracle for what answers where. */
 	int rc = 0;
-	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && st.got_body)) {
-		snprintf(err, errlen, "cannot read the import %s: %s", where,
-			 curl_easy_strerror(cc));
-		rc = cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -EIO;
+	int done = cc == CURLE_OK || (cc == CURLE_WRITE_ERROR && st.got_body);
+	if (!done && st.blocked) {
+		snprintf(err, errlen,
+			 "the import %s is refused: its host is at an address udf-operator does "
+			 "not connect to (--blocked-cidrs)",
+			 where);
+		rc = -EACCES;
+	} else if (cc == CURLE_OPERATION_TIMEDOUT) {
+		snprintf(err, errlen, "cannot read the import %s in time", where);
+		rc = -ETIMEDOUT;
+	} else if (!done) {
+		snprintf(err, errlen, "cannot read the import %s", where);
+		rc = -EIO;
 	} else if (status != 200 && status != 206) {
-		snprintf(err, errlen, "cannot read the import %s: HTTP %ld%s", where, status,
-			 status == 403 ? " (the presigned url expired or is not valid)" : "");
+		snprintf(err, errlen, "cannot read the import %s%s", where,
+			 status == 401 || status == 403
+			     ? ": refused (the presigned url expired or is not valid)"
+			     : "");
 		rc = -EIO;
 	} else if (st.etag[0]) {
 		snprintf(out, outlen, "%s", st.etag);

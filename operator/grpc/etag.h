@@ -8,6 +8,14 @@
 
 #include <stddef.h>
 
+#include "util/cidr.h"
+
+/* The addresses no fetch connects to (copied). Call once before the first fetch; without
+ * it, CIDR_DEFAULT_BLOCKED. A url whose host resolves only to blocked addresses fails with
+ * -EACCES; redirects are never followed; the error says nothing of what the remote
+ * answered beyond readable or not. */
+void etag_set_blocked(const struct cidr_set *s);
+
 /* 0 with the tag in out, or a negative errno with a readable reason in err. headers:
  * "Name: value" lines sent with the GET (n may be 0). */
 int etag_fetch(const char *url, const char *const *headers, size_t n_headers, long timeout_ms,

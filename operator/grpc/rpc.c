@@ -410,8 +410,13 @@ static void normalize_address(const char *in, char *out, size_t outlen)
 static grpc_server_credentials *make_credentials(const struct rpc_server_options *o, char *err,
 						 size_t errlen)
 {
-	if (!o->tls_cert_file && !o->tls_key_file)
+	if (!o->tls_cert_file && !o->tls_key_file && !o->tls_client_ca_file)
 		return grpc_insecure_server_credentials_create();
+	if (o->tls_client_ca_file && !o->tls_cert_file) {
+		snprintf(err, errlen,
+			 "--grpc-tls-client-ca needs --grpc-tls-cert and --grpc-tls-key");
+		return NULL;
+	}
 	if (!o->tls_cert_file || !o->tls_key_file) {
 		snprintf(err, errlen, "--grpc-tls-cert and --grpc-tls-key go together");
 		return NULL;
@@ -430,14 +435,37 @@ static grpc_server_credentials *make_credentials(const struct rpc_server_options
 		free(cert);
 		return NULL;
 	}
+	size_t calen = 0;
+	char *ca = NULL;
+	if (o->tls_client_ca_file && !(ca = read_file(o->tls_client_ca_file, &calen))) {
+		snprintf(err, errlen, "cannot read --grpc-tls-client-ca %s: %s",
+			 o->tls_client_ca_file, strerror(errno));
+		memset(key, 0, klen);
+		free(key);
+		free(cert);
+		return NULL;
+	}
+	if (ca && !strstr(ca, "-----BEGIN CERTIFICATE-----")) {
+		snprintf(err, errlen, "--grpc-tls-client-ca %s holds no PEM certificate",
+			 o->tls_client_ca_file);
+		memset(key, 0, klen);
+		free(key);
+		free(cert);
+		free(ca);
+		return NULL;
+	}
 	grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
 	grpc_server_credentials *creds = grpc_ssl_server_credentials_create_ex(
-	    NULL, &pair, 1, GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE, NULL);
+	    ca, &pair, 1,
+	    ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+	       : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+	    NULL);
 	memset(key, 0, klen);
 	free(key);
 	free(cert);
+	free(ca);
 	if (!creds)
-		snprintf(err, errlen, "the TLS certificate or key is not valid PEM");
+		snprintf(err, errlen, "the TLS certificate, key or client CA is not valid PEM");
 	return creds;
 }
 

@@ -44,6 +44,9 @@ struct rpc_server_options {
 	const char *bind_address;  /* ":50051", "0.0.0.0:50051", "[::1]:50051", "127.0.0.1:0" */
 	const char *tls_cert_file; /* both set: TLS; both NULL: plaintext */
 	const char *tls_key_file;
+	/* With TLS: a PEM bundle of CAs; a caller must present a certificate one of them signed
+	 * (mutual TLS), else the handshake fails. NULL: no client certificate asked for. */
+	const char *tls_client_ca_file;
 	size_t max_message_bytes; /* 0: 4 MiB */
 };
 

@@ -190,8 +190,9 @@ void script_apply_start(struct functions *f, struct rpc_call *call, const struct
 		run(j);
 		return;
 	}
-	if (functions_run_blocking(f, run, j) < 0) {
-		rpc_call_fail(call, RPC_UNAVAILABLE, "udf-operator is shutting down; retry");
+	int rc2 = functions_run_blocking(f, j->tenant, run, j);
+	if (rc2 < 0) {
+		service_fail_submit(call, f, rc2, j->tenant);
 		job_free(j);
 	}
 }

@@ -12,9 +12,14 @@
 #include "grpc/rpc.h"
 
 /* The tenant: md_tenant (x-databend-tenant metadata, may be NULL), else fallback (a
- * request's tenant_id, may be NULL). 0, or -EINVAL with a readable reason in err. */
+ * request's tenant_id, may be NULL). 0, or -EINVAL with a readable reason in err (a tenant
+ * the --tenant-pattern does not match is refused too, the message naming the pattern). */
 int service_tenant(const char *md_tenant, const char *fallback, const char **tenant, char *err,
 		   size_t errlen);
+/* --tenant-pattern: from now on service_tenant() refuses a tenant that the POSIX extended
+ * regular expression does not match whole. Call once before serving. 0, or -EINVAL with a
+ * reason in err. */
+int service_set_tenant_pattern(const char *ere, char *err, size_t errlen);
 /* The x-databend-tenant metadata of the call, or NULL. */
 const char *service_md_tenant(struct rpc_call *call);
 
@@ -22,6 +27,10 @@ const char *service_md_tenant(struct rpc_call *call);
  * RESOURCE_EXHAUSTED for -ENOMEM, else INVALID_ARGUMENT; err is the message (it names
  * the field). */
 void service_fail_request(struct rpc_call *call, int rc, const char *err);
+
+/* Answers a call whose work functions_run_blocking() (or what submits through it) refused
+ * with rc: RESOURCE_EXHAUSTED naming the limit for a full share or queue, else UNAVAILABLE. */
+void service_fail_submit(struct rpc_call *call, struct functions *f, int rc, const char *tenant);
 
 /* When to answer a waiting call: its deadline minus a margin for the answer to travel
  * (a fifth of the time left, between 100 and 500 ms); 30 s from now without a deadline. */

@@ -36,6 +36,8 @@ static enum rpc_status status_of(enum fn_result r)
 	case FN_REJECTED:
 	case FN_CONFLICT:
 		return RPC_FAILED_PRECONDITION;
+	case FN_EXHAUSTED:
+		return RPC_RESOURCE_EXHAUSTED;
 	}
 	return RPC_INTERNAL;
 }
@@ -324,8 +326,7 @@ static void on_create(struct rpc_call *call, const uint8_t *req, size_t len, voi
 		rc = records_create(f, tenant, in->name, tags, in->n_tags, options, in->n_options,
 				    in->if_not_exists, on_created, call);
 		if (rc < 0)
-			rpc_call_fail(call, RPC_UNAVAILABLE,
-				      "udf-operator cannot take the call now");
+			service_fail_submit(call, f, rc, tenant);
 		goto out_free;
 	}
 	/* A UDF: provision it under the worker's name. */
@@ -459,8 +460,8 @@ static void on_alter(struct rpc_call *call, const uint8_t *req, size_t len, void
 	    .n_unset_options = in->n_unset_options,
 	    .state = (enum record_state_action)in->state_action,
 	};
-	if (records_alter(f, tenant, in->name, &c, on_altered, call) < 0)
-		rpc_call_fail(call, RPC_UNAVAILABLE, "udf-operator cannot take the call now");
+	if ((rc = records_alter(f, tenant, in->name, &c, on_altered, call)) < 0)
+		service_fail_submit(call, f, rc, tenant);
 	alter_req_free(&ar);
 }
 
@@ -504,13 +505,14 @@ static void on_drop(struct rpc_call *call, const uint8_t *req, size_t len, void 
 	struct functions *f = arg;
 	char err[512];
 	const char *tenant;
+	int rc;
 	Resourceproto__DropWorkerRequest *in = NULL;
 	if (decode_drop(req, len, service_md_tenant(call), &in, &tenant, err, sizeof(err)) < 0) {
 		rpc_call_fail(call, RPC_INVALID_ARGUMENT, err);
 		return;
 	}
-	if (records_drop(f, tenant, in->name, in->if_exists, on_dropped, call) < 0)
-		rpc_call_fail(call, RPC_UNAVAILABLE, "udf-operator cannot take the call now");
+	if ((rc = records_drop(f, tenant, in->name, in->if_exists, on_dropped, call)) < 0)
+		service_fail_submit(call, f, rc, tenant);
 	resourceproto__drop_worker_request__free_unpacked(in, NULL);
 }
 
@@ -569,13 +571,14 @@ static void on_list(struct rpc_call *call, const uint8_t *req, size_t len, void 
 	struct functions *f = arg;
 	char err[512];
 	const char *tenant;
+	int rc;
 	Resourceproto__ListWorkersRequest *in = NULL;
 	if (decode_list(req, len, service_md_tenant(call), &in, &tenant, err, sizeof(err)) < 0) {
 		rpc_call_fail(call, RPC_INVALID_ARGUMENT, err);
 		return;
 	}
-	if (records_list(f, tenant, on_listed, call) < 0)
-		rpc_call_fail(call, RPC_UNAVAILABLE, "udf-operator cannot take the call now");
+	if ((rc = records_list(f, tenant, on_listed, call)) < 0)
+		service_fail_submit(call, f, rc, tenant);
 	resourceproto__list_workers_request__free_unpacked(in, NULL);
 }
 

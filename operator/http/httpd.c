@@ -87,6 +87,23 @@ static void conn_close(struct conn *c)
 	c->len = 0;
 }
 
+int httpd_parse_request(const char *buf, size_t len, char *path, size_t pathlen)
+{
+	char p[1024];
+	(void)len; /* buf is NUL-terminated at len; a NUL before it ends what is read */
+	if (!strstr(buf, "\r\n\r\n") && !strstr(buf, "\n\n"))
+		return -EAGAIN;
+	if (sscanf(buf, "GET %1023s HTTP/1.", p) != 1)
+		return -EINVAL;
+	char *q = strchr(p, '?');
+	if (q)
+		*q = '\0';
+	if (strlen(p) >= pathlen)
+		return -EINVAL;
+	strcpy(path, p);
+	return 0;
+}
+
 static void respond(struct httpd *h, struct conn *c)
 {
 	char path[1024] = "";
@@ -96,14 +113,10 @@ static void respond(struct httpd *h, struct conn *c)
 	const char *reason;
 	char head[256];
 
-	if (sscanf(c->buf, "GET %1023s HTTP/1.", path) != 1) {
+	if (httpd_parse_request(c->buf, c->len, path, sizeof(path)) < 0)
 		status = 405;
-	} else {
-		char *q = strchr(path, '?');
-		if (q)
-			*q = '\0';
+	else
 		h->fn(path, &status, &body, &ctype, h->arg);
-	}
 	switch (status) {
 	case 200:
 		reason = "OK";
@@ -167,7 +180,7 @@ static void *serve(void *arg)
 				}
 				c->len += (size_t)r;
 				c->buf[c->len] = '\0';
-				if (strstr(c->buf, "\r\n\r\n") || strstr(c->buf, "\n\n"))
+				if (httpd_parse_request(c->buf, c->len, NULL, 0) != -EAGAIN)
 					respond(h, c);
 				else if (c->len >= HTTPD_MAX_REQUEST)
 					conn_close(c);

@@ -21,6 +21,11 @@ int httpd_start(const char *bind_address, httpd_handler_fn fn, void *arg, struct
 int httpd_port(const struct httpd *h);
 void httpd_stop(struct httpd *h);
 
+/* A request as received so far (buf NUL-terminated at len, at most 8 KiB): -EAGAIN until
+ * its head is complete; then 0 with a GET's path (query dropped) in path, or -EINVAL (not a
+ * GET, or no path that fits). Exposed for fuzzing. */
+int httpd_parse_request(const char *buf, size_t len, char *path, size_t pathlen);
+
 /* Splits "host:port" / ":port" / "[v6]:port" into host (may be "") and port. 0 or -EINVAL. */
 int httpd_split_address(const char *addr, char *host, size_t hostlen, int *port);
 

@@ -867,6 +867,26 @@ static time_t parse_rfc3339(const char *s)
 }
 
 /* Runs the exec plugin and reads its ExecCredential. Caller holds cfg->mu. */
+int kube_exec_credential_parse(const char *buf, size_t len, char **token, time_t *expiry)
+{
+	cJSON *cred = cJSON_ParseWithLength(buf, len);
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(cred, "status");
+	const char *kind = jstr(cred, "kind");
+	const char *tok = jstr(st, "token");
+	const char *exp = jstr(st, "expirationTimestamp");
+	int rc = -EINVAL;
+	*token = NULL;
+	*expiry = 0;
+	if (cred && kind && strcmp(kind, "ExecCredential") == 0 && tok && *tok) {
+		rc = (*token = strdup(tok)) ? 0 : -ENOMEM;
+		*expiry = exp ? parse_rfc3339(exp) : 0;
+		if (*expiry < 0)
+			*expiry = 0;
+	}
+	cJSON_Delete(cred);
+	return rc;
+}
+
 static int run_exec(struct kube_config *cfg, char *err, size_t errlen)
 {
 	struct exec_plugin *e = cfg->exec;
@@ -875,9 +895,6 @@ static int run_exec(struct kube_config *cfg, char *err, size_t errlen)
 	size_t nenv = 0, nadd = 0, len = 0;
 	int pipefd[2], status, rc;
 	pid_t pid;
-	cJSON *cred = NULL;
-	const cJSON *st;
-	const char *tok, *exp;
 
 	for (char **p = environ; p && *p; p++)
 		nenv++;
@@ -970,29 +987,18 @@ static int run_exec(struct kube_config *cfg, char *err, size_t errlen)
 		rc = -EPERM;
 		goto out_free_out;
 	}
-	rc = -EINVAL;
-	cred = outbuf ? cJSON_ParseWithLength(outbuf, len) : NULL;
-	st = cJSON_GetObjectItemCaseSensitive(cred, "status");
-	tok = jstr(st, "token");
-	if (!cred || !jstr(cred, "kind") || strcmp(jstr(cred, "kind"), "ExecCredential") != 0 ||
-	    !tok || !*tok) {
+	char *t = NULL;
+	time_t expiry = 0;
+	rc = outbuf ? kube_exec_credential_parse(outbuf, len, &t, &expiry) : -EINVAL;
+	if (rc == -EINVAL)
 		set_err(err, errlen,
 			"%s: exec.command %s: output is not an ExecCredential with "
 			"status.token",
 			cfg->path, e->command);
+	if (rc < 0)
 		goto out_free_out;
-	}
-	rc = -ENOMEM;
-	{
-		char *t = strdup(tok);
-		if (!t)
-			goto out_free_out;
-		replace_token(cfg, t);
-	}
-	exp = jstr(st, "expirationTimestamp");
-	cfg->token_expiry = exp ? parse_rfc3339(exp) : 0;
-	if (cfg->token_expiry < 0)
-		cfg->token_expiry = 0;
+	replace_token(cfg, t);
+	cfg->token_expiry = expiry;
 	cfg->token_stale = 0;
 	rc = 0;
 out_free_out:
@@ -1000,7 +1006,6 @@ out_free_out:
 		explicit_bzero(outbuf, len);
 		free(outbuf);
 	}
-	cJSON_Delete(cred);
 out_free_env:
 	free(info);
 	free(envp);

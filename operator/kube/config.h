@@ -14,6 +14,7 @@
 #define UDF_KUBE_CONFIG_H
 
 #include <stddef.h>
+#include <time.h>
 
 struct kube_config;
 
@@ -57,6 +58,9 @@ const struct kube_tls *kube_config_tls(const struct kube_config *cfg);
 /* The bearer token to send now, malloc'd into *out (caller frees), or *out = NULL when the
  * config has no token auth. Refreshes from tokenFile / exec plugin when due. Thread-safe.
  * Returns 0 or a negative errno (err filled) when a plugin or token file failed. */
+/* An exec plugin's output (len bytes): an ExecCredential with status.token. 0 with the token
+ * (malloc'd) and its expiry (0: none or unreadable), or -EINVAL, -ENOMEM. Exposed for fuzzing. */
+int kube_exec_credential_parse(const char *buf, size_t len, char **token, time_t *expiry);
 int kube_config_token(struct kube_config *cfg, char **out, char *err, size_t errlen);
 
 /* The server answered 401: the next kube_config_token() re-reads / re-runs. Thread-safe. */

@@ -56,6 +56,7 @@ struct kube_informer {
 	int nh;
 	int page_size, wt_min, wt_max;
 	int keep_managed_fields;
+	char **drop_fields; /* NULL-terminated */
 
 	/* loop thread only */
 	enum inf_state state;
@@ -216,11 +217,38 @@ static void set_rv(struct kube_informer *inf, const char *rv)
 
 /* ---- events ---- */
 
+/* Drops the field at path (see drop_fields in informer.h) from obj. */
+static void drop_path(cJSON *obj, const char *path)
+{
+	char name[128];
+	const char *dot = strchr(path, '.');
+	size_t len = dot ? (size_t)(dot - path) : strlen(path);
+	int each = len >= 2 && path[len - 2] == '[' && path[len - 1] == ']';
+	if (!cJSON_IsObject(obj) || len == 0 || len >= sizeof(name))
+		return;
+	memcpy(name, path, len - (each ? 2 : 0));
+	name[len - (each ? 2 : 0)] = '\0';
+	if (!dot) {
+		cJSON_DeleteItemFromObjectCaseSensitive(obj, name);
+		return;
+	}
+	cJSON *child = cJSON_GetObjectItemCaseSensitive(obj, name);
+	if (!each) {
+		drop_path(child, dot + 1);
+		return;
+	}
+	cJSON *el;
+	if (cJSON_IsArray(child))
+		cJSON_ArrayForEach(el, child) drop_path(el, dot + 1);
+}
+
 static void trim(struct kube_informer *inf, cJSON *obj)
 {
 	if (!inf->keep_managed_fields)
 		cJSON_DeleteItemFromObjectCaseSensitive(
 		    cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "managedFields");
+	for (char **p = inf->drop_fields; p && *p; p++)
+		drop_path(obj, *p);
 }
 
 static void apply_event(struct kube_informer *inf, struct kube_event *ev)
@@ -537,10 +565,60 @@ static void restart_list(struct kube_informer *inf, int consistent)
 	inf->consistent_relist = consistent;
 }
 
-static void list_page_done(struct kube_informer *inf, CURLcode cc)
+/* One LIST page (len bytes of data): its items into inf->fresh, its continue token into
+ * inf->cont. 0 with the page in *out (the last one: the caller applies the list), 1 when more
+ * pages follow (inf->cont NULL: out of memory), -EPROTO when it is not a list. */
+static int list_page(struct kube_informer *inf, const char *data, size_t len, cJSON **out)
 {
 	cJSON *page, *items, *it;
 	const char *next;
+	*out = NULL;
+	page = cJSON_ParseWithLength(data, len);
+	items = cJSON_GetObjectItemCaseSensitive(page, "items");
+	if (!page || (items && !cJSON_IsArray(items) && !cJSON_IsNull(items))) {
+		cJSON_Delete(page);
+		return -EPROTO;
+	}
+	while (cJSON_IsArray(items) && (it = cJSON_DetachItemViaPointer(items, items->child))) {
+		char key[512];
+		cJSON *old = NULL;
+		trim(inf, it);
+		if (kube_object_key(it, key, sizeof(key)) ||
+		    strmap_put(&inf->fresh, key, it, (void **)&old)) {
+			cJSON_Delete(it);
+			continue;
+		}
+		cJSON_Delete(old);
+	}
+	next = k8s_str(page, "metadata.continue");
+	free(inf->cont);
+	inf->cont = NULL;
+	if (next && *next) {
+		inf->cont = strdup(next);
+		cJSON_Delete(page);
+		return 1;
+	}
+	*out = page;
+	return 0;
+}
+
+int kube_informer_feed_list(struct kube_informer *inf, const char *data, size_t len)
+{
+	cJSON *page = NULL;
+	int rc = list_page(inf, data, len, &page);
+	if (rc < 0)
+		restart_list(inf, 0);
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	apply_list(inf, k8s_str(page, "metadata.resourceVersion"));
+	cJSON_Delete(page);
+	return 0;
+}
+
+static void list_page_done(struct kube_informer *inf, CURLcode cc)
+{
+	cJSON *page;
+	int rc;
 	long code = response_code(inf->easy);
 
 	if (cc != CURLE_OK || code != 200) {
@@ -561,32 +639,14 @@ static void list_page_done(struct kube_informer *inf, CURLcode cc)
 		backoff_then(inf, 1);
 		return;
 	}
-	page = cJSON_ParseWithLength(inf->body.data, inf->body.len);
-	items = cJSON_GetObjectItemCaseSensitive(page, "items");
-	if (!page || (items && !cJSON_IsArray(items) && !cJSON_IsNull(items))) {
+	rc = list_page(inf, inf->body.data, inf->body.len, &page);
+	if (rc < 0) {
 		log_warn("kube", "informer %s: list answer is not a list", inf->plural);
-		cJSON_Delete(page);
 		restart_list(inf, inf->consistent_relist);
 		backoff_then(inf, 1);
 		return;
 	}
-	while (cJSON_IsArray(items) && (it = cJSON_DetachItemViaPointer(items, items->child))) {
-		char key[512];
-		cJSON *old = NULL;
-		trim(inf, it);
-		if (kube_object_key(it, key, sizeof(key)) ||
-		    strmap_put(&inf->fresh, key, it, (void **)&old)) {
-			cJSON_Delete(it);
-			continue;
-		}
-		cJSON_Delete(old);
-	}
-	next = k8s_str(page, "metadata.continue");
-	free(inf->cont);
-	inf->cont = NULL;
-	if (next && *next) {
-		inf->cont = strdup(next);
-		cJSON_Delete(page);
+	if (rc == 1) {
 		if (!inf->cont) {
 			restart_list(inf, inf->consistent_relist);
 			backoff_then(inf, 1);
@@ -736,6 +796,9 @@ static void informer_free(struct kube_informer *inf)
 	free(inf->plural);
 	free(inf->ns);
 	free(inf->selector);
+	for (char **p = inf->drop_fields; p && *p; p++)
+		free(*p);
+	free(inf->drop_fields);
 	pthread_rwlock_destroy(&inf->lock);
 	pthread_mutex_destroy(&inf->sync_mu);
 	pthread_cond_destroy(&inf->sync_cv);
@@ -780,6 +843,16 @@ int kube_informer_add(struct kube_informers *l, const struct kube_informer_opts 
 	if (o->handlers)
 		inf->h[inf->nh++] = *o->handlers;
 	inf->keep_managed_fields = o->keep_managed_fields;
+	if (o->drop_fields) {
+		size_t nd = 0;
+		while (o->drop_fields[nd])
+			nd++;
+		if (!(inf->drop_fields = calloc(nd + 1, sizeof(char *))))
+			goto out_nomem;
+		for (size_t i = 0; i < nd; i++)
+			if (!(inf->drop_fields[i] = strdup(o->drop_fields[i])))
+				goto out_nomem;
+	}
 	inf->page_size = o->page_size > 0 ? o->page_size : 500;
 	inf->wt_min = o->watch_timeout_min_s > 0 ? o->watch_timeout_min_s : 300;
 	inf->wt_max = o->watch_timeout_max_s > inf->wt_min ? o->watch_timeout_max_s : 600;

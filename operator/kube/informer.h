@@ -56,6 +56,11 @@ struct kube_informer_opts {
 	/* 0: drop metadata.managedFields before caching: they are often most of an object's
 	 * size, and controllers never read them. */
 	int keep_managed_fields;
+	/* Fields dropped from every object before it is cached or handed to a handler: dotted
+	 * paths, "[]" after a name for each element of an array ("spec.code",
+	 * "spec.imports[].url"). NULL-terminated, copied; may be NULL. Keep a cache to what its
+	 * readers read: a field dropped here is absent from get/list and from every handler. */
+	const char *const *drop_fields;
 };
 
 /* The client is borrowed and must outlive the loop. */
@@ -88,6 +93,11 @@ int kube_object_key(const cJSON *obj, char *buf, size_t len);
  * on the informer's stream (handlers run on the calling thread). Only for an informer whose
  * loop was not started. Returns 0, -EMSGSIZE, -EPROTO, or KUBE_EGONE on a 410 ERROR event. */
 int kube_informer_feed_watch(struct kube_informer *inf, const char *data, size_t len);
+
+/* Likewise for the body of one LIST page: its items are kept, and the page without a
+ * continue token replaces the cache as a completed LIST would (handlers run). 0, or -EPROTO
+ * when it is not a list (what was kept of earlier pages is dropped). */
+int kube_informer_feed_list(struct kube_informer *inf, const char *data, size_t len);
 
 struct kube_informer_stats {
 	uint64_t events; /* watch events applied (bookmarks included) */

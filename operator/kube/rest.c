@@ -863,7 +863,10 @@ const char *k8s_str(const cJSON *obj, const char *dotted)
 long long k8s_int(const cJSON *obj, const char *dotted, long long def)
 {
 	const cJSON *v = k8s_get(obj, dotted);
-	return cJSON_IsNumber(v) ? (long long)v->valuedouble : def;
+	/* A number past long long (1e300, say) has no conversion: it is as good as absent. */
+	if (!cJSON_IsNumber(v) || !(v->valuedouble >= -9.2e18 && v->valuedouble <= 9.2e18))
+		return def;
+	return (long long)v->valuedouble;
 }
 
 const char *k8s_label(const cJSON *obj, const char *key)

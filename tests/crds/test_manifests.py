@@ -147,7 +147,8 @@ def comparison_really_diffs():
 
 
 def values_render():
-    docs = template("grpc.service.type=LoadBalancer", "grpc.port=6000", "operator.leaderElection=false",
+    docs = template("grpc.service.type=LoadBalancer", "grpc.tls.secretName=grpc-tls", "grpc.port=6000",
+                    "operator.leaderElection=false",
                     "operator.replicas=3", "operator.image.tag=v1", "operator.image.pullPolicy=IfNotPresent",
                     "runtimeClass.name=gvisor-x", "namespace.name=udf-x", "operator.name=udf-op",
                     "defaultPool.namespace=sandboxes-x", "defaultPool.name=shared", "defaultPool.replicas=7",
@@ -291,6 +292,41 @@ def network_policy_shape():
             check("169.254.0.0/16" in b.get("except", []), "egress %s reaches 169.254.0.0/16" % b)
 
 
+def callers_confined():
+    # Issue 15: gRPC only from the named peers, probes and metrics open; no NodePort or
+    # LoadBalancer without TLS; TLS and mutual TLS reach the operator's flags.
+    np = find(template(), "NetworkPolicy", "udf-operator")
+    spec = np["spec"]
+    check(spec["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "udf-operator", spec)
+    check(sorted(spec["policyTypes"]) == ["Egress", "Ingress"], spec["policyTypes"])
+    grpc_rules = [r for r in spec["ingress"] if any(p["port"] == 50051 for p in r["ports"])]
+    check(len(grpc_rules) == 1 and grpc_rules[0]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"udf.sandbox.io/query-nodes": "true"}}}], grpc_rules)
+    health = [r for r in spec["ingress"] if any(p["port"] == 8081 for p in r["ports"])]
+    check(len(health) == 1 and "from" not in health[0], "probes and metrics port: %s" % health)
+    np = find(template("grpc.allowedFrom[0].ipBlock.cidr=203.0.113.0/24"), "NetworkPolicy", "udf-operator")
+    check(np["spec"]["ingress"][0]["from"] == [{"ipBlock": {"cidr": "203.0.113.0/24"}}], np["spec"]["ingress"])
+    # No peers: the gRPC port is closed, never open to all (a rule without from).
+    np = find(template("grpc.allowedFrom=null"), "NetworkPolicy", "udf-operator")
+    check(all(p["port"] != 50051 for r in np["spec"]["ingress"] for p in r["ports"]), np["spec"]["ingress"])
+    for t in ("NodePort", "LoadBalancer"):
+        p = helm("template", "udf-sandbox", CHART_DIR, "--set", "grpc.service.type=" + t, check_rc=False)
+        check(p.returncode != 0 and "values don't meet the specifications of the schema" in p.stderr
+              and "tls" in p.stderr, "%s without TLS was not refused:\n%s" % (t, p.stderr))
+    docs = template("grpc.service.type=NodePort", "grpc.tls.secretName=grpc-tls",
+                    "grpc.tls.clientCASecretName=query-ca")
+    pod = find(docs, "Deployment", "udf-operator")["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    for want in ("--grpc-tls-cert=/etc/udf-operator/tls/tls.crt", "--grpc-tls-key=/etc/udf-operator/tls/tls.key",
+                 "--grpc-tls-client-ca=/etc/udf-operator/client-ca/ca.crt"):
+        check(want in args, "%s not in %s" % (want, args))
+    secrets = sorted(v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v)
+    check(secrets == ["grpc-tls", "query-ca"], secrets)
+    args = find(template("operator.limits.maxTenants=0", "operator.blockedCIDRs={10.0.0.0/8,fd00::/8}"),
+                "Deployment", "udf-operator")["spec"]["template"]["spec"]["containers"][0]["args"]
+    check("--max-tenants=0" in args and "--blocked-cidrs=10.0.0.0/8,fd00::/8" in args, args)
+
+
 def operator_accepts_args():
     # The Deployment's args must be flags udf-operator parses: with --help last, it exits 0
     # only when every flag before it parsed.
@@ -431,6 +467,7 @@ def cluster_cases(kube):
                    ("delete", "pods", "tenant-a", None), ("create", "services", "tenant-a", None),
                    ("get", "secrets", "tenant-a", None), ("create", "secrets", "tenant-a", None),
                    ("create", "networkpolicies.networking.k8s.io", "tenant-a", None),
+                   ("create", "resourcequotas", "tenant-a", None),
                    ("create", "events", "tenant-a", None), ("create", "namespaces", None, None),
                    ("update", "leases.coordination.k8s.io", "udf-system", None),
                    ("create", "leases.coordination.k8s.io", "udf-system", None)]
@@ -470,6 +507,7 @@ def cluster_cases(kube):
     def helm_upgrade():
         helm("upgrade", "udf-sandbox", CHART_DIR, "--namespace", "default", "--reuse-values",
              "--set", "defaultPool.replicas=4", "--set", "grpc.service.type=NodePort",
+             "--set", "grpc.tls.secretName=udf-operator-grpc-tls",
              "--set", "operator.leaderElection=false", kubeconfig=kubeconfig)
         pool = json.loads(kube.kubectl("get", "-n", "udf-sandboxes", "udfpool", "default", "-o", "json").stdout)
         check(pool["spec"]["replicas"] == 4, pool["spec"])
@@ -571,6 +609,7 @@ def main():
         ("ServiceMonitor and PrometheusRule (off by default)", monitoring_render),
         ("values.schema.json rejects bad values", schema_rejects),
         ("sandbox NetworkPolicy shape", network_policy_shape),
+        ("callers confined: operator NetworkPolicy, TLS", callers_confined),
         ("udf-operator accepts the Deployment's args", operator_accepts_args),
     ]
     failed = run_cases(static, exit_on_failure=False)

@@ -25,6 +25,12 @@ resource_pb2, resource_pb2_grpc = load("resource")
 
 PID = os.getpid()
 NS_PREFIX = f"gt{PID % 100000}-"
+# Where tests run their object-store stand-ins (importserver.py), and a block list for their
+# operators that leaves exactly that address out: the rest of loopback stays blocked, and
+# 127.0.0.3 stands for a link-local / metadata address (never a real one).
+IMPORT_HOST = "127.0.0.2"
+STANDIN_BLOCKED = "127.0.0.3"
+TEST_BLOCKED_CIDRS = f"127.0.0.1/32,{STANDIN_BLOCKED}/32,::1/128,169.254.0.0/16,fe80::/10"
 
 
 def log(msg):

@@ -1,5 +1,8 @@
-"""A stand-in for a stage's object store on 127.0.0.1: serves files with ETags, honours
-one-byte Range requests, refuses HEAD (like a GET-presigned url) and counts requests.
+"""A stand-in for a stage's object store on a loopback address (127.0.0.1 unless told): serves
+files with ETags, honours one-byte Range requests, refuses HEAD (like a GET-presigned url) and
+counts requests. The operator refuses loopback import urls by default (--blocked-cidrs), so a
+test that must reach this server runs its operator with a block list that leaves the server's
+address out (an alias such as 127.0.0.2: all of 127/8 reaches the loopback interface).
 
     with ImportServer({"helper.py": b"def f(x): return x"}) as srv:
         url = srv.presign("helper.py")   # a new query string on every call
@@ -9,12 +12,18 @@ import hashlib
 import http.server
 import itertools
 import threading
+import time
 import urllib.parse
 
 
 class ImportServer:
-    def __init__(self, files, etags=True):
+    def __init__(self, files, etags=True, host="127.0.0.1", delay=0.0, answer=None):
+        """delay: seconds each GET waits first; answer: (status, headers, body) sent to every
+        GET instead of the file."""
         self.files = dict(files)
+        self.host = host
+        self.delay = delay
+        self.answer = answer
         self.etags = etags
         self.requests = []
         self._seq = itertools.count(1)
@@ -28,6 +37,17 @@ class ImportServer:
             def do_GET(self):
                 path = urllib.parse.urlparse(self.path).path.lstrip("/")
                 server.requests.append((path, self.headers.get("Range")))
+                if server.delay:
+                    time.sleep(server.delay)
+                if server.answer:
+                    status, headers, payload = server.answer
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
                 body = server.files.get(path)
                 if body is None:
                     self.send_response(404)
@@ -51,13 +71,18 @@ class ImportServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass  # a client that hung up early (the operator reads headers only)
+
+        self.httpd = Server((host, 0), Handler)
+        self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def presign(self, name):
         n = next(self._seq)
-        return (f"http://127.0.0.1:{self.port}/{name}?X-Amz-Date=2026{n:08d}"
+        return (f"http://{self.host}:{self.port}/{name}?X-Amz-Date=2026{n:08d}"
                 f"&X-Amz-Signature={hashlib.sha256(str(n).encode()).hexdigest()}")
 
     def __enter__(self):

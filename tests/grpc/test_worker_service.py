@@ -45,10 +45,12 @@ def databend_script(code, imports=(), packages=()):
 class WorkerService(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.env = gt.Env()
+        # The object-store stand-in is on 127.0.0.2, which this operator's block list leaves
+        # out (loopback is blocked by default).
+        cls.env = gt.Env("--blocked-cidrs", gt.TEST_BLOCKED_CIDRS)
         cls.tenant = f"worker_tenant_{gt.PID}"
         cls.files = ImportServer({"helper.py": b"def f(x):\n    return x + 1\n",
-                                  "data.txt": b"hello"})
+                                  "data.txt": b"hello"}, host=gt.IMPORT_HOST)
         cls.files.__enter__()
 
     @classmethod
@@ -123,11 +125,13 @@ class WorkerService(unittest.TestCase):
         fns = [f for f in self.env.kube.functions(ns) if "# gen2" in f["spec"].get("script", "")]
         self.assertEqual(len(fns), 2)
 
-        # An import that cannot be read: FAILED_PRECONDITION naming it, not a hang.
+        # An import that cannot be read: FAILED_PRECONDITION naming it, not a hang (and not
+        # the store's status: the operator is no oracle for what answers where, issue 15).
         bad = databend_script(code, [("@stage/imports/missing.py",
                                       self.files.presign("missing.py"))])
-        self.expect_error(grpc.StatusCode.FAILED_PRECONDITION, self.apply_resource, bad,
-                          contains="HTTP 404")
+        details = self.expect_error(grpc.StatusCode.FAILED_PRECONDITION, self.apply_resource,
+                                    bad, contains="missing.py")
+        self.assertNotIn("404", details)
         # Bad requests.
         self.expect_error(grpc.StatusCode.INVALID_ARGUMENT, self.apply_resource, "",
                           contains="script")

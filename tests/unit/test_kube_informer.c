@@ -184,6 +184,38 @@ static void every_handler_set_sees_every_event(void **state)
 	assert_int_equal(third.adds, 2); /* added twice: called twice */
 }
 
+/* Code and scripts never reach the cache: the paths named in drop_fields are gone from what
+ * get/list return and from what handlers see, the rest of the object stays. */
+static void dropped_fields_are_not_cached(void **state)
+{
+	struct fixture *f = *state;
+	static const struct kube_res fns = {"apis/udf.sandbox.io/v1alpha1", "udffunctions"};
+	static const char *const drop[] = {"spec.code", "spec.script", "spec.imports[].url",
+					   "spec.missing.deeper", NULL};
+	struct kube_informer_opts o = {.res = &fns, .drop_fields = drop};
+	struct kube_informer *inf;
+	assert_int_equal(kube_informer_add(f->loop, &o, &inf), 0);
+	const char *ev =
+	    "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"namespace\":\"t\",\"name\":\"fn\","
+	    "\"resourceVersion\":\"5\"},\"spec\":{\"tenant\":\"x\",\"code\":\"SECRET-CODE\","
+	    "\"script\":\"SECRET-SCRIPT\",\"imports\":[{\"location\":\"a.py\",\"url\":"
+	    "\"https://h/SECRET-URL\"},{\"location\":\"b.py\",\"url\":\"https://h/SECRET-URL2\"}]},"
+	    "\"status\":{\"phase\":\"Ready\"}}}\n";
+	assert_int_equal(kube_informer_feed_watch(inf, ev, strlen(ev)), 0);
+	cJSON *got = kube_informer_get(inf, "t/fn");
+	assert_non_null(got);
+	char *text = cJSON_PrintUnformatted(got);
+	assert_null(strstr(text, "SECRET"));
+	assert_string_equal(k8s_str(got, "spec.tenant"), "x");
+	assert_string_equal(k8s_str(got, "status.phase"), "Ready");
+	assert_int_equal(cJSON_GetArraySize(k8s_get(got, "spec.imports")), 2);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
+				cJSON_GetArrayItem(k8s_get(got, "spec.imports"), 1), "location")),
+			    "b.py");
+	free(text);
+	cJSON_Delete(got);
+}
+
 static void object_keys(void **state)
 {
 	char buf[16];
@@ -206,6 +238,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(managed_fields_are_not_cached, setup, teardown),
 	    cmocka_unit_test_setup_teardown(gone_and_garbage_are_reported, setup, teardown),
 	    cmocka_unit_test_setup_teardown(every_handler_set_sees_every_event, setup, teardown),
+	    cmocka_unit_test_setup_teardown(dropped_fields_are_not_cached, setup, teardown),
 	    cmocka_unit_test(object_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
