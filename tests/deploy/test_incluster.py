@@ -24,6 +24,7 @@ creates cluster-wide names (udf-system, ClusterRole udf-operator, RuntimeClass g
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -335,6 +336,7 @@ def main():
                  ("the leader reconciles the default pool with the chart's RBAC", leader_reconciles_pool),
                  ("a rotated token is re-read; the revoked one is not needed", token_rotation),
                  ("the leader killed: the other takes the Lease and the pool", leader_failover)]
+        failed = ["setup"]
         try:
             # Each case needs the one before: stop at the first failure.
             failed = []
@@ -346,6 +348,8 @@ def main():
             for r in replicas:
                 r.kill()
             netns_down()
+            if not failed:
+                shutil.rmtree(work, ignore_errors=True)
         if failed:
             for r in replicas:
                 log("---- %s log (last 40 lines)" % r.name)
