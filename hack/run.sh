@@ -24,7 +24,9 @@ UDF_RUN_MODE=cluster (the default, what \`make run\` does):
   address and a command that calls add_one through it (gRPC, then Flight), then follows the
   operator's logs. Ctrl-C stops following; the cluster and the release stay.
   Environment: UDF_RUN_WAIT (seconds to wait for each of the Deployment and the pool,
-  default 300). OPERATOR_FLAGS are not used in this mode (set chart values with helm).
+  default 300), UDF_RUN_POOL_SELECTOR (the chart's operator.poolSelector, default
+  '!udf-test-run': every pool but the tests', which run operators of their own; empty: every
+  pool). OPERATOR_FLAGS are not used in this mode (set chart values with helm).
 
 UDF_RUN_MODE=local:
   hack/cluster.sh up (UDF_RUN_NODE=0: control plane only), kubectl apply -f crds/, and
@@ -83,7 +85,7 @@ install_chart() {
 	local existed=0
 	helm_ status udf-sandbox --namespace default >/dev/null 2>&1 && existed=1
 	helm_ upgrade --install udf-sandbox "$root/manifests/helm/udf-sandbox" --namespace default \
-		--set operator.logFormat=text
+		--set operator.logFormat=text --set-string "operator.poolSelector=$pool_selector"
 	if [ "$existed" -eq 1 ]; then
 		kubectl_ -n udf-system rollout restart deploy/udf-operator
 	fi
@@ -116,6 +118,9 @@ follow_logs() {
 
 run_cluster() {
 	local wait="${UDF_RUN_WAIT:-300}" ip ready
+	# The tests' pools (label udf-test-run, tests/controllers) have operators of their own on
+	# this shared cluster: the chart's operator leaves them alone.
+	pool_selector="${UDF_RUN_POOL_SELECTOR-!udf-test-run}"
 	"$here/cluster.sh" up
 	kubeconfig="$("$here/cluster.sh" env kubeconfig)"
 	check_cluster
