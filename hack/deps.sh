@@ -11,7 +11,7 @@ Installs (with apt-get, as root) the Debian 12 packages that `make`, `make test`
 local cluster need: compilers and sanitizer runtimes, cmake, pkg-config, the C libraries
 (libcurl, cJSON, libyaml, protobuf-c, gRPC core, libwebsockets, cmocka), protoc-c,
 clang-format, shellcheck, openssl, and the node's runtime pieces (runc, CNI plugins,
-iptables, nftables, iproute2, debootstrap, umoci, skopeo).
+iptables, nftables, ipset (the node's kube-router), iproute2, debootstrap, umoci, skopeo).
 USAGE
 }
 
@@ -33,9 +33,9 @@ PACKAGES=(
 	clang clang-format libclang-rt-14-dev llvm
 	libcurl4-openssl-dev libcjson-dev libyaml-dev
 	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
-	libgrpc-dev libwebsockets-dev libcmocka-dev libssl-dev
+	libgrpc-dev libwebsockets-dev libcmocka-dev libssl-dev libnghttp2-dev
 	shellcheck openssl jq procps psmisc
-	iproute2 iptables nftables conntrack ethtool socat kmod util-linux
+	iproute2 iptables nftables ipset conntrack ethtool socat kmod util-linux
 	runc containernetworking-plugins debootstrap umoci skopeo patch file
 )
 

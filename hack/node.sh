@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One real Kubernetes node on this machine: containerd v2 (CRI) with runc and gVisor (runsc)
 # runtimes, a CNI bridge, the kubelet registered through the apiserver of hack/cluster.sh with
-# its own client certificate, and kube-proxy (iptables) so Services work.
+# its own client certificate, kube-proxy (iptables) so Services work, and kube-router's firewall
+# alone (hack/kube-router.sh) so NetworkPolicies hold: the sandbox policy is enforced on this
+# node as on a user's cluster. kube-router is a test-node component only, in no manifest.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=hack/lib/common.sh
@@ -16,14 +18,15 @@ usage() {
 	cat <<USAGE
 usage: hack/node.sh up | down | status
 
-  up      build what is not cached (hack/runsc.sh, hack/containerd.sh, the pause image),
-          record the host state it will change, start containerd, the kubelet and kube-proxy,
+  up      build what is not cached (hack/runsc.sh, hack/containerd.sh, hack/kube-router.sh,
+          the pause image), record the host state it will change, start containerd, the
+          kubelet, kube-proxy and kube-router (NetworkPolicy only: --run-firewall),
           import the images hack/image.sh has built, and wait until the Node is Ready.
           Creates RuntimeClass gvisor (handler runsc). Needs hack/cluster.sh's control plane.
           Harmless when already up.
   down    delete the node's pods, stop exactly what 'up' started (pid files) and put the
-          host back as 'up' found it: sysctls, iptables chains and rules, the CNI bridge,
-          network namespaces, mounts, cgroups, directories.
+          host back as 'up' found it: sysctls, iptables chains and rules, ipsets, the CNI
+          bridge, network namespaces, mounts, cgroups, directories.
   status  the node's processes, its Ready condition and its runtime handlers.
 
 The node is host-wide (one bridge, kubelet ports 10248/10250, kube-proxy 10249/10256): one
@@ -50,7 +53,7 @@ POD_SUBNET="10.244.0.0/24"
 CLUSTER_CIDR="10.244.0.0/16"
 OWNER="$UDF_CACHE/node/owner"
 ADMIN_KUBECONFIG="$UDF_STATE/admin.kubeconfig"
-COMPONENTS=(containerd kubelet kube-proxy)
+COMPONENTS=(containerd kubelet kube-proxy kube-router)
 # Host paths that the node may create; 'down' removes those that did not exist before 'up'.
 # (The kubelet keeps its device-plugin socket under /var/lib/kubelet whatever its root dir.)
 HOST_PATHS=(/run/containerd /run/udf-sandbox /var/lib/cni /var/lib/kubelet /var/log/containers
@@ -102,6 +105,8 @@ snapshot_host() {
 		[ -e "$p" ] && echo "$p" >>"$HOSTSNAP/paths"
 	done
 	fw_snapshot "$HOSTSNAP"
+	# For tests/node/test_down_up.py: down leaves no ipset that was not here.
+	ipset list -n 2>/dev/null | sort >"$HOSTSNAP/ipsets" || : >"$HOSTSNAP/ipsets"
 	find "$NETNS_DIR" -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort >"$HOSTSNAP/netns" || true
 	if mountpoint -q "$NETNS_DIR"; then echo mounted >"$HOSTSNAP/netns-dir"; else : >"$HOSTSNAP/netns-dir"; fi
 	findmnt -rn -o TARGET | sort >"$HOSTSNAP/mounts"
@@ -192,11 +197,44 @@ remove_paths() {
 	done
 }
 
+# kube-router's chains and ipsets, by name and whatever the snapshot says: only this script runs
+# kube-router here, and a snapshot taken while an earlier kube-router still ran (a node that was
+# up before kube-router was part of it) must not make them the host's. Its own --cleanup-config
+# cannot do it: it panics on a host without IPVS. Rules that jump to the chains go first, then
+# the chains; a set is destroyed only once no rule uses it.
+KUBE_ROUTER_CHAINS='^(KUBE-ROUTER-|KUBE-POD-FW-|KUBE-NWPLCY-)'
+KUBE_ROUTER_SETS='^(inet6:)?(KUBE-SRC-|KUBE-DST-|TMP-)'
+remove_kube_router() {
+	local cmd save rule chain s
+	for cmd in iptables ip6tables; do
+		save="$cmd-save"
+		command -v "$save" >/dev/null || continue
+		# (|| true: grep finds nothing on a host without them, and this may run under set -e.)
+		{ "$save" -t filter 2>/dev/null || true; } | grep -E -- "^-A .* -j ${KUBE_ROUTER_CHAINS#^}" |
+			grep -Ev -- "^-A ${KUBE_ROUTER_CHAINS#^}" | while IFS= read -r rule; do
+			eval "$cmd -w -t filter -D ${rule#-A }" 2>/dev/null || true
+		done || true
+		for chain in $("$save" -t filter 2>/dev/null | sed -n 's/^:\([^ ]*\) .*/\1/p' |
+			grep -E -- "$KUBE_ROUTER_CHAINS" || true); do
+			"$cmd" -w -t filter -F "$chain" 2>/dev/null || true
+		done
+		for chain in $("$save" -t filter 2>/dev/null | sed -n 's/^:\([^ ]*\) .*/\1/p' |
+			grep -E -- "$KUBE_ROUTER_CHAINS" || true); do
+			"$cmd" -w -t filter -X "$chain" 2>/dev/null || true
+		done
+	done
+	command -v ipset >/dev/null || return 0
+	for s in $(ipset list -n 2>/dev/null | grep -E -- "$KUBE_ROUTER_SETS" || true); do
+		ipset destroy "$s" 2>/dev/null || echo "node: could not destroy ipset $s" >&2
+	done
+}
+
 restore_host() {
 	[ -f "$HOSTSNAP/done" ] || return 0
 	remove_netns
 	unmount_ours
 	ip link delete "$BRIDGE" 2>/dev/null || true
+	remove_kube_router
 	fw_restore "$HOSTSNAP"
 	restore_sysctls
 	remove_cgroups
@@ -258,6 +296,16 @@ gen_node_pki() {
 	sign kube-proxy system:kube-proxy "" "$client"
 	kubeconfig_for "$NODE/kubelet.kubeconfig" kubelet
 	kubeconfig_for "$NODE/kube-proxy.kubeconfig" kube-proxy
+	gen_kube_router_pki
+}
+
+# Apart, so that a node started before kube-router was part of it gets its identity alone.
+gen_kube_router_pki() {
+	mkdir -p "$NPKI"
+	chmod 700 "$NPKI"
+	sign kube-router udf-node:kube-router "" \
+		"basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth"
+	kubeconfig_for "$NODE/kube-router.kubeconfig" kube-router
 }
 
 write_configs() {
@@ -418,6 +466,48 @@ start_kube_proxy() {
 	daemon_wait kube-proxy 30 curl -fsS --max-time 1 http://127.0.0.1:10256/healthz
 }
 
+# What kube-router's firewall reads, and nothing more: it only watches.
+kube_router_rbac() {
+	kubectl_admin apply -f - <<YAML
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: udf-node:kube-router
+rules:
+  - apiGroups: [""]
+    resources: [pods, namespaces, nodes, services, endpoints]
+    verbs: [get, list, watch]
+  - apiGroups: [networking.k8s.io]
+    resources: [networkpolicies]
+    verbs: [get, list, watch]
+  - apiGroups: [discovery.k8s.io]
+    resources: [endpointslices]
+    verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: udf-node:kube-router
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "udf-node:kube-router"}
+subjects:
+  - {apiGroup: rbac.authorization.k8s.io, kind: User, name: "udf-node:kube-router"}
+YAML
+}
+
+# kube-router's firewall is in place once its chains hook the filter table.
+kube_router_ready() {
+	iptables -w -S FORWARD 2>/dev/null | grep -q -- '-j KUBE-ROUTER-FORWARD'
+}
+
+# The NetworkPolicy firewall alone: no routing (the CNI bridge routes), no service proxy
+# (kube-proxy does), no health or metrics port (nothing on the pod network to reach).
+start_kube_router() {
+	daemon_start kube-router --run-firewall=true --run-router=false --run-service-proxy=false \
+		--kubeconfig "$NODE/kube-router.kubeconfig" --hostname-override "$(node_name)" \
+		--health-port 0 --metrics-port 0 --v=1
+	daemon_wait kube-router 60 kube_router_ready
+}
+
 runtime_class() {
 	kubectl_admin apply -f - <<YAML
 apiVersion: node.k8s.io/v1
@@ -513,6 +603,7 @@ cmd_up() {
 	check_hostname
 	step "node: runsc (hack/runsc.sh)" "$here/runsc.sh"
 	step "node: containerd (hack/containerd.sh)" "$here/containerd.sh"
+	step "node: kube-router (hack/kube-router.sh)" "$here/kube-router.sh"
 	step "node: pause image (hack/image.sh pause)" "$here/image.sh" pause
 	if all_running && node_ready; then
 		step "node: import images" import_images
@@ -525,6 +616,8 @@ cmd_up() {
 	# Certificates from an earlier cluster (another CA) are made anew.
 	if ! openssl verify -CAfile "$PKI/ca.crt" "$NPKI/kubelet.crt" >/dev/null 2>&1; then
 		step "node: certificates (openssl)" gen_node_pki
+	elif ! openssl verify -CAfile "$PKI/ca.crt" "$NPKI/kube-router.crt" >/dev/null 2>&1; then
+		step "node: kube-router certificate (openssl)" gen_kube_router_pki
 	fi
 	step "node: configuration" write_configs
 	sysctl -q -w net.ipv4.ip_forward=1
@@ -533,6 +626,8 @@ cmd_up() {
 	step "node: import images" import_images
 	step "node: kubelet $K8S_VERSION ($(node_name) Ready)" start_kubelet
 	step "node: kube-proxy $K8S_VERSION (iptables)" start_kube_proxy
+	step "node: kube-router RBAC" kube_router_rbac
+	step "node: kube-router $("$here/kube-router.sh" --print-version) (NetworkPolicy)" start_kube_router
 	step "node: RuntimeClass gvisor" runtime_class
 	echo "node: up; $(node_name) Ready, runtime handlers: $(handlers)"
 }
@@ -546,6 +641,8 @@ cmd_down() {
 	if daemon_pid kubelet >/dev/null && [ -f "$ADMIN_KUBECONFIG" ]; then
 		step "node: delete pods" drain
 	fi
+	# kube-router first: running, it would put back the chains the steps below remove.
+	step "node: stop kube-router" daemon_stop kube-router
 	step "node: stop kube-proxy" daemon_stop kube-proxy
 	if [ -f "$NODE/kube-proxy.yaml" ]; then
 		step "node: kube-proxy --cleanup" "$UDF_BIN/kube-proxy" --cleanup --config "$NODE/kube-proxy.yaml"

@@ -19,6 +19,7 @@ One line per step, with its time; a step's full output goes to $UDF_CACHE/logs/s
   Kubernetes and etcd        hack/kube-bins.sh   (the control plane, the kubelet, kube-proxy)
   runsc and its shim         hack/runsc.sh       (the node's gVisor runtime, tests/worker)
   containerd                 hack/containerd.sh  (the node)
+  kube-router                hack/kube-router.sh (the node's NetworkPolicy firewall)
   helm                       hack/helm.sh        (tests/crds)
   pause, worker and operator images  hack/image.sh pause worker operator (the node's pods;
                              needs bin/ from make)
@@ -74,6 +75,7 @@ prereq "venv.sh: Python venv" "$here/venv.sh"
 prereq "kube-bins.sh: Kubernetes $K8S_VERSION, etcd" "$here/kube-bins.sh"
 prereq "runsc.sh: runsc and its shim" "$here/runsc.sh"
 prereq "containerd.sh: containerd" "$here/containerd.sh"
+prereq "kube-router.sh: kube-router" "$here/kube-router.sh"
 prereq "helm.sh: helm" "$here/helm.sh"
 prereq "image.sh: pause, udf-worker, udf-operator images" "$here/image.sh" pause worker operator
 

@@ -136,6 +136,7 @@ struct session {
 	char *body;
 	size_t body_len;
 	int too_big;
+	int discard_body; /* answered before the body: ignore it, close after the answer */
 	int status;
 	char *resp;
 	const char *ctype;
@@ -173,6 +174,49 @@ static int respond(struct lws *wsi, struct session *s)
 	return 0;
 }
 
+/*
+ * Decides a request before its body is read, when the body cannot matter: anything on the
+ * status port that carries one, any POST there, an unknown path, a missing or wrong token, a
+ * declared length over the limit. The body is then never buffered (an unauthenticated
+ * caller cannot make us hold 8 MiB per connection) and the connection closes after the
+ * answer. Returns 1 when s now holds the answer.
+ */
+static int answer_before_body(struct lws *wsi, struct session *s, int status_vhost)
+{
+	char len_s[32];
+	int has_body = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 ||
+		       lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+
+	s->ctype = "application/json";
+	if (status_vhost) {
+		if (!has_body && strcmp(s->method, "POST") != 0)
+			return 0;
+		s->status = strcmp(s->method, "GET") == 0 ? 413 : 405;
+		s->resp = error_json(s->status == 413 ? "the status port takes no request body"
+						      : "method not allowed");
+		return 1;
+	}
+	if (strcmp(s->method, "POST") != 0)
+		return 0;
+	if (strcmp(s->path, "/v1/specialize") != 0)
+		return control_handle(0, s->method, s->path, s->auth, NULL, 0, &s->status, &s->resp,
+				      &s->ctype) == 0
+			   ? 1
+			   : 0;
+	if (!worker_check_authorization(s->auth)) {
+		s->status = 401;
+		s->resp = error_json("missing or wrong bearer token");
+		return 1;
+	}
+	if (lws_hdr_copy(wsi, len_s, sizeof(len_s), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+	    strtoull(len_s, NULL, 10) > SPEC_MAX_BODY) {
+		s->status = 413;
+		s->resp = error_json("body: larger than the limit");
+		return 1;
+	}
+	return 0;
+}
+
 static int on_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		   size_t len)
 {
@@ -200,12 +244,17 @@ static int on_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 				s->auth = NULL;
 			}
 		}
+		if (answer_before_body(wsi, s, lws_get_vhost_user(lws_get_vhost(wsi)) != NULL)) {
+			s->discard_body = 1;
+			lws_callback_on_writable(wsi);
+			return 0;
+		}
 		if (strcmp(s->method, "POST") == 0)
 			return 0; /* the body follows */
 		return respond(wsi, s);
 
 	case LWS_CALLBACK_HTTP_BODY:
-		if (s->too_big)
+		if (s->too_big || s->discard_body)
 			return 0;
 		if (s->body_len + len > SPEC_MAX_BODY) {
 			s->too_big = 1;
@@ -227,10 +276,13 @@ static int on_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 		return 0;
 
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (s->discard_body)
+			return 0;
 		return respond(wsi, s);
 
 	case LWS_CALLBACK_HTTP_WRITEABLE: {
 		size_t body_len = s->resp ? strlen(s->resp) : 0;
+		int close_after = s->discard_body;
 		unsigned char *buf;
 
 		if (!s->status)
@@ -248,7 +300,7 @@ static int on_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 		n = lws_write(wsi, buf + LWS_PRE, body_len, LWS_WRITE_HTTP_FINAL);
 		free(buf);
 		session_reset(s);
-		if (n < 0)
+		if (n < 0 || close_after)
 			return -1;
 		if (lws_http_transaction_completed(wsi))
 			return -1;

@@ -34,6 +34,10 @@ static void usage(FILE *f)
 	    "  --runtime-dir DIR            the Python stub and hooks (default %s)\n"
 	    "  --no-zygote                  start Python from scratch on specialize\n"
 	    "  --drain-seconds N            SIGTERM grace for the servers (default 20)\n"
+	    "  --max-connections N          open Flight connections at once; more wait in the\n"
+	    "                               listen backlog (default 512, 0: no cap)\n"
+	    "  --flight-idle-seconds N      close a Flight connection idle this long (default\n"
+	    "                               300, 0: never)\n"
 	    "  --specialize-timeout N       fail a specialization not ready after N s (default "
 	    "900)\n"
 	    "  --import-timeout N           seconds per import download (default 120)\n"
@@ -158,6 +162,8 @@ int options_parse(int argc, char **argv, struct worker_options *o)
 		OPT_IMPORT_MAX,
 		OPT_LOG_LEVEL,
 		OPT_LOG_FORMAT,
+		OPT_MAX_CONNECTIONS,
+		OPT_FLIGHT_IDLE,
 		OPT_HELP,
 	};
 	static const struct option longopts[] = {
@@ -174,6 +180,8 @@ int options_parse(int argc, char **argv, struct worker_options *o)
 	    {"runtime-dir", required_argument, NULL, OPT_RUNTIME},
 	    {"no-zygote", no_argument, NULL, OPT_NO_ZYGOTE},
 	    {"drain-seconds", required_argument, NULL, OPT_DRAIN},
+	    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+	    {"flight-idle-seconds", required_argument, NULL, OPT_FLIGHT_IDLE},
 	    {"specialize-timeout", required_argument, NULL, OPT_SPECIALIZE_TIMEOUT},
 	    {"import-timeout", required_argument, NULL, OPT_IMPORT_TIMEOUT},
 	    {"import-max-bytes", required_argument, NULL, OPT_IMPORT_MAX},
@@ -198,6 +206,8 @@ int options_parse(int argc, char **argv, struct worker_options *o)
 	o->runtime_dir = UDF_WORKER_RUNTIME_DIR;
 	o->zygote = 1;
 	o->drain_seconds = 20;
+	o->max_connections = 512;
+	o->flight_idle_seconds = 300;
 	o->specialize_timeout_seconds = 900;
 	o->import_timeout_seconds = 120;
 	o->import_max_bytes = 256LL << 20;
@@ -263,6 +273,16 @@ int options_parse(int argc, char **argv, struct worker_options *o)
 			if (parse_int("--drain-seconds", optarg, 0, 3600, &v))
 				return -EINVAL;
 			o->drain_seconds = (int)v;
+			break;
+		case OPT_MAX_CONNECTIONS:
+			if (parse_int("--max-connections", optarg, 0, 1000000, &v))
+				return -EINVAL;
+			o->max_connections = (int)v;
+			break;
+		case OPT_FLIGHT_IDLE:
+			if (parse_int("--flight-idle-seconds", optarg, 0, 86400, &v))
+				return -EINVAL;
+			o->flight_idle_seconds = (int)v;
 			break;
 		case OPT_SPECIALIZE_TIMEOUT:
 			if (parse_int("--specialize-timeout", optarg, 1, 86400, &v))

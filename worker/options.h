@@ -29,6 +29,8 @@ struct worker_options {
 	const char *runtime_dir;
 	int zygote;
 	int drain_seconds;
+	int max_connections;	 /* open Flight connections at once; 0: no cap */
+	int flight_idle_seconds; /* close a Flight connection idle this long; 0: never */
 	int specialize_timeout_seconds;
 	long import_timeout_seconds;
 	long long import_max_bytes;

@@ -5,14 +5,18 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "flight_auth.h"
 #include "log.h"
+#include "spec.h"
 
 #define PROXY_BUF (256 * 1024)
 
@@ -35,6 +39,12 @@ struct conn {
 	int closed;
 	struct conn *next_closed;
 	unsigned events[2];
+	/* Admission (see "admission" below): */
+	int authed;   /* the first call carried the token: bytes flow to a backend */
+	int refusing; /* refused: the answer is sent, we read until the client closes */
+	long long accepted_ms;
+	long long last_ms;
+	struct conn *live_prev, *live_next;
 };
 
 struct backend {
@@ -54,7 +64,27 @@ struct proxy {
 	int next;
 	/* Closed during one epoll batch, freed after it: later events may still name them. */
 	struct conn *closed;
+	/* Admission (see "admission" below); token and tenant under lock. */
+	char token[SPEC_MAX_NAME + 1];
+	char tenant[SPEC_MAX_NAME + 1];
+	_Atomic int max_conns; /* set after the thread started (proxy_set_limits) */
+	_Atomic long long idle_ms;
+	int nconns;
+	struct conn *live;
+	int accept_paused;
+	int accept_starved; /* accept() lacked descriptors: said once, until it works again */
+	long long accept_resume_ms; /* 0: resume when below the cap */
+	long long next_sweep_ms;
 };
+
+/* The admission section, below on_accept. */
+static long long admission_now_ms(void);
+static int admission_full(struct proxy *p);
+static void admission_track(struct proxy *p, struct conn *c);
+static void admission_forget(struct proxy *p, struct conn *c);
+static void admission_pause(struct proxy *p, long long resume_ms);
+static void admission_accept_failed(struct proxy *p, int err);
+static int admission_step(struct proxy *p, struct conn *c);
 
 void proxy_set_backend(struct proxy *p, int i, int port, int up)
 {
@@ -106,6 +136,7 @@ static void conn_close(struct proxy *p, struct conn *c)
 	if (c->backend >= 0)
 		p->backends[c->backend].conns--;
 	pthread_mutex_unlock(&p->lock);
+	admission_forget(p, c);
 	c->closed = 1;
 	c->next_closed = p->closed;
 	p->closed = c;
@@ -125,7 +156,7 @@ static void set_events(struct proxy *p, struct conn *c, int s, unsigned ev)
 {
 	struct epoll_event e = {.events = ev, .data.ptr = &c->end[s]};
 
-	if (c->events[s] == ev)
+	if (c->events[s] == ev || c->fd[s] < 0)
 		return;
 	epoll_ctl(p->epoll_fd, EPOLL_CTL_MOD, c->fd[s], &e);
 	c->events[s] = ev;
@@ -138,9 +169,16 @@ static int pump(struct proxy *p, struct conn *c)
 
 	if (c->connecting)
 		return 0;
+	if (c->authed)
+		c->last_ms = admission_now_ms();
 	do {
 		progress = 0;
-		for (s = 0; s < 2; s++) {
+		/* Until admitted, the client's bytes stay here; the backend's flow. */
+		if (!c->authed && admission_step(p, c) < 0)
+			return -1;
+		if (c->refusing)
+			return 0;
+		for (s = c->authed ? 0 : 1; s < 2; s++) {
 			int d = 1 - s;
 
 			if (c->len[s] == 0 && !c->eof[s]) {
@@ -180,76 +218,295 @@ static int pump(struct proxy *p, struct conn *c)
 	for (s = 0; s < 2; s++) {
 		unsigned ev = 0;
 
-		if (c->len[s] == 0 && !c->eof[s])
+		if ((c->len[s] == 0 || (s == 0 && !c->authed)) && !c->eof[s])
 			ev |= EPOLLIN;
-		if (c->len[1 - s] > 0)
+		if (c->len[1 - s] > 0 && (s == 0 || c->authed))
 			ev |= EPOLLOUT;
 		set_events(p, c, s, ev);
 	}
 	return 0;
 }
 
-static void on_accept(struct proxy *p)
+/* Opens the backend side (its bytes flow at once; the client's once admitted). -1 when no
+ * backend can take it. */
+static int connect_backend(struct proxy *p, struct conn *c)
 {
 	struct sockaddr_in to = {.sin_family = AF_INET};
 	struct epoll_event e;
-	struct conn *c;
-	int fd, b, one = 1, s, port;
+	int b, one = 1, port;
 
-	while ((fd = accept4(p->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-		b = pick_backend(p);
-		if (b < 0) {
-			close(fd); /* nothing serves (yet): the client retries */
-			continue;
+	b = pick_backend(p);
+	if (b < 0)
+		return -1; /* nothing serves (yet): the client retries */
+	pthread_mutex_lock(&p->lock);
+	port = p->backends[b].port;
+	pthread_mutex_unlock(&p->lock);
+	c->backend = b;
+	c->fd[1] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	c->buf[1] = malloc(PROXY_BUF);
+	if (c->fd[1] < 0 || !c->buf[1])
+		return -1;
+	setsockopt(c->fd[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	to.sin_port = htons((uint16_t)port);
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(c->fd[1], (struct sockaddr *)&to, sizeof(to)) != 0) {
+		if (errno != EINPROGRESS)
+			return -1;
+		c->connecting = 1;
+	}
+	c->events[1] = c->connecting ? EPOLLOUT : EPOLLIN;
+	e.events = c->events[1];
+	e.data.ptr = &c->end[1];
+	if (epoll_ctl(p->epoll_fd, EPOLL_CTL_ADD, c->fd[1], &e) != 0)
+		return -1;
+	/* Hold the client's bytes until the backend answers. */
+	set_events(p, c, 0, c->connecting ? 0 : EPOLLIN);
+	return c->connecting ? 0 : pump(p, c);
+}
+
+static void on_accept(struct proxy *p)
+{
+	struct epoll_event e;
+	struct conn *c;
+	int fd, one = 1;
+
+	while (!admission_full(p)) {
+		fd = accept4(p->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			admission_accept_failed(p, errno);
+			return;
 		}
-		pthread_mutex_lock(&p->lock);
-		port = p->backends[b].port;
-		pthread_mutex_unlock(&p->lock);
+		if (p->accept_starved) {
+			log_info("proxy", "accepting again");
+			p->accept_starved = 0;
+		}
 		c = calloc(1, sizeof(*c));
-		if (!c) {
+		if (c)
+			c->buf[0] = malloc(PROXY_BUF);
+		if (!c || !c->buf[0]) {
+			if (c)
+				free(c);
 			close(fd);
-			pthread_mutex_lock(&p->lock);
-			p->backends[b].conns--;
-			pthread_mutex_unlock(&p->lock);
 			continue;
 		}
-		c->backend = b;
-		c->fd[1] = -1;
+		c->backend = -1;
 		c->fd[0] = fd;
-		c->fd[1] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		c->buf[0] = malloc(PROXY_BUF);
-		c->buf[1] = malloc(PROXY_BUF);
-		if (c->fd[1] < 0 || !c->buf[0] || !c->buf[1]) {
+		c->fd[1] = -1;
+		c->end[0].c = c;
+		c->end[0].side = 0;
+		c->end[1].c = c;
+		c->end[1].side = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		admission_track(p, c);
+		c->events[0] = EPOLLIN;
+		e.events = EPOLLIN;
+		e.data.ptr = &c->end[0];
+		if (epoll_ctl(p->epoll_fd, EPOLL_CTL_ADD, fd, &e) != 0 || connect_backend(p, c) < 0)
 			conn_close(p, c);
-			continue;
-		}
-		setsockopt(c->fd[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		setsockopt(c->fd[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		to.sin_port = htons((uint16_t)port);
-		to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		if (connect(c->fd[1], (struct sockaddr *)&to, sizeof(to)) != 0) {
-			if (errno != EINPROGRESS) {
+	}
+	admission_pause(p, 0); /* at the cap: resume when a connection closes */
+}
+
+/* ---- admission: the token check, the connection cap, the idle timeout, EMFILE ------------
+ *
+ * A connection reaches a backend only after flight_auth_check() admitted its first call: the
+ * Python processes (whatever the script form runs) listen on loopback ports, and this is the
+ * one way in from outside, so a script that starts Python without our hook, or its own
+ * server, cannot serve a call without the token. Until admitted, a connection holds no
+ * backend and has AUTH_DEADLINE_MS to send its first call's headers.
+ */
+
+#define AUTH_DEADLINE_MS  10000
+#define REFUSE_LINGER_MS  2000
+#define EMFILE_BACKOFF_MS 100
+#define SWEEP_EVERY_MS	  1000
+
+static long long admission_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int admission_full(struct proxy *p)
+{
+	return p->max_conns > 0 && p->nconns >= p->max_conns;
+}
+
+static void admission_track(struct proxy *p, struct conn *c)
+{
+	c->accepted_ms = c->last_ms = admission_now_ms();
+	c->live_next = p->live;
+	if (p->live)
+		p->live->live_prev = c;
+	p->live = c;
+	p->nconns++;
+}
+
+static void admission_forget(struct proxy *p, struct conn *c)
+{
+	if (c->live_prev)
+		c->live_prev->live_next = c->live_next;
+	else if (p->live == c)
+		p->live = c->live_next;
+	if (c->live_next)
+		c->live_next->live_prev = c->live_prev;
+	c->live_prev = c->live_next = NULL;
+	p->nconns--;
+}
+
+/* Stops watching the listening socket: at the cap (resume_ms 0), or for a while after
+ * accept() failed for want of descriptors, which would otherwise wake us at once, forever. */
+static void admission_pause(struct proxy *p, long long resume_ms)
+{
+	struct epoll_event e = {.events = 0, .data.ptr = NULL};
+
+	if (!p->accept_paused)
+		epoll_ctl(p->epoll_fd, EPOLL_CTL_MOD, p->listen_fd, &e);
+	p->accept_paused = 1;
+	p->accept_resume_ms = resume_ms;
+}
+
+static void admission_accept_failed(struct proxy *p, int err)
+{
+	if (err == EAGAIN || err == EINTR || err == ECONNABORTED)
+		return;
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		if (!p->accept_starved)
+			log_warn("proxy", "accept: %s; retrying every %d ms", strerror(err),
+				 EMFILE_BACKOFF_MS);
+		p->accept_starved = 1;
+		admission_pause(p, admission_now_ms() + EMFILE_BACKOFF_MS);
+		return;
+	}
+	log_warn("proxy", "accept: %s", strerror(err));
+}
+
+/* After each batch: resume accepting when due, and close connections past their time. */
+static int admission_tick(struct proxy *p)
+{
+	long long now = admission_now_ms();
+	struct epoll_event e = {.events = EPOLLIN, .data.ptr = NULL};
+	struct conn *c, *next;
+	int timeout = SWEEP_EVERY_MS;
+
+	if (p->accept_paused && !admission_full(p) &&
+	    (p->accept_resume_ms == 0 || now >= p->accept_resume_ms)) {
+		p->accept_paused = 0;
+		epoll_ctl(p->epoll_fd, EPOLL_CTL_MOD, p->listen_fd, &e);
+	}
+	if (p->accept_paused && p->accept_resume_ms > now)
+		timeout = (int)(p->accept_resume_ms - now);
+	if (now >= p->next_sweep_ms) {
+		p->next_sweep_ms = now + SWEEP_EVERY_MS;
+		for (c = p->live; c; c = next) {
+			long long since = c->authed ? c->last_ms : c->accepted_ms;
+			long long limit = c->refusing  ? REFUSE_LINGER_MS
+					  : !c->authed ? AUTH_DEADLINE_MS
+						       : p->idle_ms;
+
+			next = c->live_next;
+			if (c->refusing)
+				since = c->last_ms;
+			if (limit > 0 && now - since > limit)
 				conn_close(p, c);
-				continue;
-			}
-			c->connecting = 1;
-		}
-		for (s = 0; s < 2; s++) {
-			c->end[s].c = c;
-			c->end[s].side = s;
-			c->events[s] = (s == 1 && c->connecting) ? EPOLLOUT : EPOLLIN;
-			e.events = c->events[s];
-			e.data.ptr = &c->end[s];
-			epoll_ctl(p->epoll_fd, EPOLL_CTL_ADD, c->fd[s], &e);
-		}
-		if (c->connecting) {
-			/* Hold the client's bytes until the backend answers. */
-			set_events(p, c, 0, 0);
-		} else if (pump(p, c) < 0) {
-			conn_close(p, c);
 		}
 	}
+	return timeout;
 }
+
+/* Answers the first call with UNAUTHENTICATED. -1 when it cannot be said cleanly. */
+static int refuse(struct proxy *p, struct conn *c, uint32_t stream_id, const char *why)
+{
+	unsigned char out[512];
+	int n = flight_auth_refusal(stream_id, why, out, sizeof(out));
+
+	if (c->len[1] > 0)
+		return -1; /* the backend's bytes are half way to the client: just close */
+
+	/* The backend never saw a byte of this client: let it go before we answer, so nothing
+	 * of its interleaves with the refusal. */
+	if (c->fd[1] >= 0) {
+		epoll_ctl(p->epoll_fd, EPOLL_CTL_DEL, c->fd[1], NULL);
+		close(c->fd[1]);
+		c->fd[1] = -1;
+	}
+	pthread_mutex_lock(&p->lock);
+	if (c->backend >= 0)
+		p->backends[c->backend].conns--;
+	c->backend = -1;
+	pthread_mutex_unlock(&p->lock);
+	/* A fresh connection's send buffer is empty: the few bytes go at once or not at all. */
+	if (n > 0 && send(c->fd[0], out, (size_t)n, MSG_NOSIGNAL) < 0)
+		log_warn("proxy", "refusing a call: %s", strerror(errno));
+	/* No shutdown: a client that reads EOF with the answer may report the closed socket
+	 * instead of the status. GOAWAY already says no more calls come here. */
+	c->refusing = 1;
+	c->len[0] = 0;
+	c->last_ms = admission_now_ms();
+	set_events(p, c, 0, EPOLLIN);
+	return 0;
+}
+
+/* An unadmitted connection has bytes: read them and decide. -1 closes it. */
+static int admission_step(struct proxy *p, struct conn *c)
+{
+	char token[sizeof(p->token)], tenant[sizeof(p->tenant)];
+	uint32_t stream_id = 0;
+	ssize_t n;
+	int rc;
+
+	if (c->refusing) {
+		char sink[4096];
+
+		while ((n = read(c->fd[0], sink, sizeof(sink))) > 0)
+			;
+		return n == 0 || (errno != EAGAIN && errno != EINTR) ? -1 : 0;
+	}
+	n = read(c->fd[0], c->buf[0] + c->len[0], PROXY_BUF - c->len[0]);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+		return -1;
+	if (n < 0)
+		return 0;
+	c->len[0] += (size_t)n;
+	pthread_mutex_lock(&p->lock);
+	memcpy(token, p->token, sizeof(token));
+	memcpy(tenant, p->tenant, sizeof(tenant));
+	pthread_mutex_unlock(&p->lock);
+	rc = flight_auth_check((unsigned char *)c->buf[0], c->len[0], token, tenant, &stream_id);
+	explicit_bzero(token, sizeof(token));
+	if (rc == -EAGAIN && c->len[0] == PROXY_BUF)
+		rc = -EPROTO;
+	if (rc == -EAGAIN)
+		return 0;
+	if (rc == 0) {
+		c->authed = 1;
+		c->off[0] = 0;
+		c->last_ms = admission_now_ms();
+		return 0;
+	}
+	return refuse(p, c, stream_id,
+		      rc == -EACCES ? "missing or wrong x-authorization token or x-databend-tenant "
+				      "for this function"
+				    : "not a gRPC call over HTTP/2");
+}
+
+void proxy_set_credentials(struct proxy *p, const char *token, const char *tenant)
+{
+	pthread_mutex_lock(&p->lock);
+	snprintf(p->token, sizeof(p->token), "%s", token ? token : "");
+	snprintf(p->tenant, sizeof(p->tenant), "%s", tenant ? tenant : "");
+	pthread_mutex_unlock(&p->lock);
+}
+
+void proxy_set_limits(struct proxy *p, int max_connections, int idle_seconds)
+{
+	p->max_conns = max_connections;
+	p->idle_ms = (long long)idle_seconds * 1000;
+}
+
+/* ---- end of admission ------------------------------------------------------------------- */
 
 static void *proxy_loop(void *arg)
 {
@@ -257,8 +514,10 @@ static void *proxy_loop(void *arg)
 	struct epoll_event ev[64];
 	int n, i;
 
+	int timeout = 1000;
+
 	for (;;) {
-		n = epoll_wait(p->epoll_fd, ev, 64, -1);
+		n = epoll_wait(p->epoll_fd, ev, 64, timeout);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -292,6 +551,7 @@ static void *proxy_loop(void *arg)
 			if (pump(p, c) < 0)
 				conn_close(p, c);
 		}
+		timeout = admission_tick(p);
 		free_closed(p);
 	}
 }
@@ -369,6 +629,7 @@ void proxy_stop(struct proxy *p)
 	if (write(p->stop_fd, &one, sizeof(one)) < 0)
 		return;
 	pthread_join(p->thread, NULL);
+	explicit_bzero(p->token, sizeof(p->token));
 	close(p->listen_fd);
 	close(p->epoll_fd);
 	close(p->stop_fd);

@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
 
+#include "child.h"
 #include "imports.h"
 #include "log.h"
 #include "proxy.h"
@@ -30,11 +31,12 @@ extern char **environ;
 
 #define MAX_SLOTS	64
 #define MAX_PROCS	(MAX_SLOTS + 8)
-#define STATS_SLOT_SIZE 32
+#define STATS_SLOT_SIZE CHILD_STATS_SLOT_SIZE
 #define LINE_MAX_LEN	1024
 #define BACKOFF_MIN_MS	100
 #define BACKOFF_MAX_MS	10000
 #define STABLE_AFTER_MS 30000
+#define ZYGOTE_REPLY_MS 1000
 
 enum worker_state {
 	STATE_IDLE,
@@ -59,12 +61,12 @@ struct proc {
 	char out_buf[LINE_MAX_LEN];
 	size_t out_len;
 	char last_line[LINE_MAX_LEN];
-	char ready_buf[LINE_MAX_LEN * 4];
-	size_t ready_len;
+	struct child_lines ready_lines;
 	int serving;
 	int exited;
 	int status;
 	long long started_ms;
+	long long port_open_ms; /* script form, slot 0: when its port first accepted */
 	char fail_step[32];
 	char fail_reason[LINE_MAX_LEN];
 };
@@ -411,8 +413,10 @@ static int spawn(enum proc_kind kind, char *const argv[], char *const envp[], co
 		_exit(127);
 	}
 	close(out[1]);
-	if (want_ready)
+	if (want_ready) {
 		close(ready[1]);
+		fcntl(ready[0], F_SETFL, O_NONBLOCK);
+	}
 	fcntl(out[0], F_SETFL, O_NONBLOCK);
 	w.procs[idx].kind = kind;
 	w.procs[idx].pid = pid;
@@ -434,6 +438,27 @@ out_fail:
 	return -errno;
 }
 
+/*
+ * What a child writes reaches our log, status reasons and so gRPC errors: blank out the
+ * function's token wherever it appears. The children are not given the token (the proxy
+ * checks it), so this is the second line of defence. Caller holds w.lock.
+ */
+static void redact_token(char *line)
+{
+	const char *token = w.have_req ? w.req.token : NULL;
+	size_t tlen = token ? strlen(token) : 0;
+	char *at = line;
+
+	/* A token of a few characters guards nothing (it can be guessed) and blanking each of its
+	 * occurrences would garble every line: the operator's are 32 hex digits and more. */
+	if (tlen < 8)
+		return;
+	while ((at = memmem(at, strlen(at), token, tlen)) != NULL) {
+		memset(at, '*', tlen);
+		at += tlen;
+	}
+}
+
 /* Relays a child's output to our stderr line by line and keeps the last line. */
 static void relay_output(struct proc *p)
 {
@@ -446,6 +471,7 @@ static void relay_output(struct proc *p)
 		for (i = 0; i < n; i++) {
 			if (buf[i] == '\n' || p->out_len == sizeof(p->out_buf) - 1) {
 				p->out_buf[p->out_len] = '\0';
+				redact_token(p->out_buf);
 				if (p->out_len) {
 					log_info(p->kind == PROC_JOB	  ? "job"
 						 : p->kind == PROC_ZYGOTE ? "zygote"
@@ -463,6 +489,7 @@ static void relay_output(struct proc *p)
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		if (p->out_len) {
 			p->out_buf[p->out_len] = '\0';
+			redact_token(p->out_buf);
 			log_info("udf", "[%d] %s", (int)p->pid, p->out_buf);
 			memcpy(p->last_line, p->out_buf, p->out_len + 1);
 			p->out_len = 0;
@@ -495,12 +522,17 @@ static int serving_count(void)
 
 static void start_slot(int slot);
 
-static void on_ready_line(struct proc *p, char *line)
+static void on_ready_line(void *arg, char *line)
 {
-	if (strncmp(line, "ready", 5) == 0) {
+	struct proc *p = arg;
+	struct child_ready r;
+
+	redact_token(line);
+	child_ready_parse(line, &r);
+	if (r.kind == CHILD_READY) {
 		p->serving = 1;
-		if (w.req.script && p->slot == 0 && line[5] == ' ')
-			snprintf(w.script_argv_json, sizeof(w.script_argv_json), "%s", line + 6);
+		if (w.req.script && p->slot == 0 && r.argv_json)
+			snprintf(w.script_argv_json, sizeof(w.script_argv_json), "%s", r.argv_json);
 		if (w.proxy && w.slots[p->slot].backend_port)
 			proxy_set_backend(w.proxy, p->slot, w.slots[p->slot].backend_port, 1);
 		log_info("worker", "process %d (slot %d) serves", (int)p->pid, p->slot);
@@ -524,42 +556,23 @@ static void on_ready_line(struct proc *p, char *line)
 				kill(w.procs[w.zygote_proc].pid, SIGTERM);
 			}
 		}
-	} else if (strncmp(line, "failed ", 7) == 0) {
-		char *step = line + 7, *sp = strchr(step, ' ');
-
-		if (sp)
-			*sp = '\0';
-		snprintf(p->fail_step, sizeof(p->fail_step), "%s", step);
-		snprintf(p->fail_reason, sizeof(p->fail_reason), "%s", sp ? sp + 1 : "");
+	} else if (r.kind == CHILD_FAILED) {
+		snprintf(p->fail_step, sizeof(p->fail_step), "%s", r.step);
+		snprintf(p->fail_reason, sizeof(p->fail_reason), "%s", r.reason);
 	}
 }
 
+/* Reads what is there without blocking: a UDF's own child may hold the pipe open. */
 static void read_ready(struct proc *p)
 {
+	char buf[4096];
 	ssize_t n;
 
-	n = read(p->ready_fd, p->ready_buf + p->ready_len, sizeof(p->ready_buf) - 1 - p->ready_len);
-	if (n <= 0) {
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
+	while ((n = read(p->ready_fd, buf, sizeof(buf))) > 0)
+		child_lines_feed(&p->ready_lines, buf, (size_t)n, on_ready_line, p);
+	if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
 		close(p->ready_fd);
 		p->ready_fd = -1;
-		return;
-	}
-	p->ready_len += (size_t)n;
-	p->ready_buf[p->ready_len] = '\0';
-	for (;;) {
-		char *nl = memchr(p->ready_buf, '\n', p->ready_len);
-
-		if (!nl) {
-			if (p->ready_len == sizeof(p->ready_buf) - 1)
-				p->ready_len = 0; /* an overlong line: drop it */
-			return;
-		}
-		*nl = '\0';
-		on_ready_line(p, p->ready_buf);
-		p->ready_len -= (size_t)(nl + 1 - p->ready_buf);
-		memmove(p->ready_buf, nl + 1, p->ready_len);
 	}
 }
 
@@ -590,14 +603,24 @@ static void build_server_env(struct envp *e, int slot)
 		 * is on a read-only root filesystem), on the path above. */
 		snprintf(buf, sizeof(buf), "%s/.packages", w.opts->work_dir);
 		env_add(e, "PIP_TARGET", buf);
-		if (w.slots[slot].backend_port)
-			snprintf(buf, sizeof(buf), "127.0.0.1:%d", w.slots[slot].backend_port);
-		else
-			snprintf(buf, sizeof(buf), "0.0.0.0:%d", w.opts->flight_port);
+		snprintf(buf, sizeof(buf), "127.0.0.1:%d", w.slots[slot].backend_port);
 		env_add(e, "UDF_SERVER_ADDR", buf);
 		/* The worker serves /health and /stats itself, for every process. */
 		env_add(e, "RESOURCE_STATUS_ADDR", "127.0.0.1:0");
 	}
+}
+
+/* Stops using the zygote now; its exit is reaped as usual. Caller holds w.lock. */
+static void retire_zygote(void)
+{
+	if (w.zygote_proc >= 0) {
+		w.zygote_retired = 1;
+		kill(w.procs[w.zygote_proc].pid, SIGKILL);
+	}
+	if (w.zygote_sock >= 0)
+		close(w.zygote_sock);
+	w.zygote_sock = -1;
+	w.zygote_ready = 0;
 }
 
 /* Asks the zygote to fork a server; returns the proc index or a negative errno. */
@@ -612,7 +635,7 @@ static int spawn_from_zygote(int slot, struct envp *e)
 	char *text = NULL;
 	ssize_t n;
 	size_t i;
-	long pid;
+	pid_t pid;
 
 	idx = proc_alloc();
 	if (idx < 0)
@@ -645,26 +668,41 @@ static int spawn_from_zygote(int slot, struct envp *e)
 	cmsg->cmsg_type = SCM_RIGHTS;
 	cmsg->cmsg_len = CMSG_LEN(sizeof(fds));
 	memcpy(CMSG_DATA(cmsg), fds, sizeof(fds));
-	if (sendmsg(w.zygote_sock, &msg, MSG_NOSIGNAL) < 0)
-		goto out_fail;
-	n = recv(w.zygote_sock, reply, sizeof(reply) - 1, 0);
+	/* We hold w.lock, which /health and /readyz need: a stopped or wedged zygote may cost
+	 * them ZYGOTE_REPLY_MS once, then it is given up (killed) for good. */
+	if (sendmsg(w.zygote_sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		goto out_zygote_broken;
+	{
+		struct pollfd pfd = {.fd = w.zygote_sock, .events = POLLIN};
+
+		if (poll(&pfd, 1, ZYGOTE_REPLY_MS) != 1) {
+			errno = ETIMEDOUT;
+			goto out_zygote_broken;
+		}
+	}
+	n = recv(w.zygote_sock, reply, sizeof(reply) - 1, MSG_DONTWAIT);
 	if (n <= 0)
-		goto out_fail;
+		goto out_zygote_broken;
 	reply[n] = '\0';
-	if (sscanf(reply, "pid %ld", &pid) != 1) {
-		log_warn("worker", "zygote: %s", reply);
+	/* The zygote is Python of our uid: its answer is checked like any child's. */
+	if (child_zygote_reply_parse(reply, &pid) != 0) {
+		log_warn("worker", "zygote: %.64s", reply);
 		goto out_fail;
 	}
 	cJSON_free(text);
 	close(out[1]);
 	close(ready[1]);
 	fcntl(out[0], F_SETFL, O_NONBLOCK);
+	fcntl(ready[0], F_SETFL, O_NONBLOCK);
 	w.procs[idx].kind = PROC_SERVER;
-	w.procs[idx].pid = (pid_t)pid;
+	w.procs[idx].pid = pid;
 	w.procs[idx].out_fd = out[0];
 	w.procs[idx].ready_fd = ready[0];
 	w.procs[idx].started_ms = now_ms();
 	return idx;
+out_zygote_broken:
+	log_warn("worker", "zygote does not answer (%s): giving it up", strerror(errno));
+	retire_zygote();
 out_fail:
 	log_warn("worker", "zygote spawn failed: %s", strerror(errno));
 	cJSON_free(text);
@@ -690,19 +728,12 @@ static void start_slot(int slot)
 	w.slots[slot].restart_at_ms = 0;
 	if (w.req.script && w.script_argv_json[0]) {
 		/* Later script slots run the same Python command line as slot 0 did. */
-		cJSON *argv = cJSON_Parse(w.script_argv_json), *it;
+		cJSON *tree;
 		char *args[64];
-		int n = 0;
 
-		cJSON_ArrayForEach(it, argv)
-		{
-			if (n < 63 && cJSON_IsString(it))
-				args[n++] = it->valuestring;
-		}
-		args[n] = NULL;
-		if (n > 0)
+		if (child_argv_parse(w.script_argv_json, &tree, args, 64) > 0)
 			idx = spawn(PROC_SERVER, args, e.v, w.opts->work_dir, 1, -1);
-		cJSON_Delete(argv);
+		cJSON_Delete(tree);
 	} else if (w.req.script) {
 		char *const args[] = {"/bin/bash", script, NULL};
 
@@ -774,6 +805,9 @@ static void on_exit_proc(int idx)
 		struct slot *s = &w.slots[slot];
 
 		log_warn("worker", "process %d (slot %d) %s", (int)p->pid, slot, how);
+		/* What it started (a script's helpers, a UDF's subprocesses) goes with it: a
+		 * leftover could hold the slot's port or go on running unsupervised. */
+		kill(-p->pid, SIGKILL);
 		if (w.proxy)
 			proxy_set_backend(w.proxy, slot, s->backend_port, 0);
 		s->proc = -1;
@@ -919,38 +953,25 @@ static void format_time(double t, char *buf, size_t len)
 
 char *worker_stats_json(void)
 {
-	unsigned long long count = 0;
-	double first = 0, last = 0;
+	struct child_stats sum;
 	char buf[64];
 	cJSON *o;
 	char *s;
-	int i;
 
-	for (i = 0; w.stats && i < MAX_SLOTS; i++) {
-		uint64_t c;
-		double f, l;
-
-		memcpy(&c, w.stats + i * STATS_SLOT_SIZE, 8);
-		memcpy(&f, w.stats + i * STATS_SLOT_SIZE + 8, 8);
-		memcpy(&l, w.stats + i * STATS_SLOT_SIZE + 16, 8);
-		count += c;
-		if (f > 0 && (first == 0 || f < first))
-			first = f;
-		if (l > last)
-			last = l;
-	}
+	/* The UDF's processes write this memory (so can the UDF's code): child.h clamps. */
+	child_stats_sum(w.stats, MAX_SLOTS, (double)time(NULL) + 86400, &sum);
 	o = cJSON_CreateObject();
 	if (!o)
 		return NULL;
-	cJSON_AddNumberToObject(o, "request_count", (double)count);
-	if (first > 0) {
-		format_time(first, buf, sizeof(buf));
+	cJSON_AddNumberToObject(o, "request_count", (double)sum.count);
+	if (sum.first > 0) {
+		format_time(sum.first, buf, sizeof(buf));
 		cJSON_AddStringToObject(o, "first_request_time", buf);
 	} else {
 		cJSON_AddNullToObject(o, "first_request_time");
 	}
-	if (last > 0) {
-		format_time(last, buf, sizeof(buf));
+	if (sum.last > 0) {
+		format_time(sum.last, buf, sizeof(buf));
 		cJSON_AddStringToObject(o, "last_request_time", buf);
 	} else {
 		cJSON_AddNullToObject(o, "last_request_time");
@@ -997,7 +1018,7 @@ static int write_config(void)
 		return -ENOMEM;
 	cJSON_AddStringToObject(c, "function", w.req.function);
 	cJSON_AddStringToObject(c, "tenant", w.req.tenant);
-	cJSON_AddStringToObject(c, "token", w.req.token);
+	/* No token: the proxy checks it, and a UDF can read this file. */
 	cJSON_AddStringToObject(c, "stats_path", w.stats_path);
 	cJSON_AddStringToObject(c, "work_dir", w.opts->work_dir);
 	snprintf(path, sizeof(path), "%s/imports", w.opts->work_dir);
@@ -1188,15 +1209,14 @@ int worker_specialize(struct spec_request *req, char *msg, size_t msg_len)
 	w.nslots = w.opts->processes;
 	for (i = 0; i < w.nslots; i++) {
 		w.slots[i].proc = -1;
-		w.slots[i].backend_port = 0;
-		if (w.nslots > 1) {
-			w.slots[i].backend_port = free_port();
-			if (w.slots[i].backend_port <= 0) {
-				set_failed("serve", "no free loopback port for a server process");
-				goto out;
-			}
+		w.slots[i].backend_port = free_port();
+		if (w.slots[i].backend_port <= 0) {
+			set_failed("serve", "no free loopback port for a server process");
+			goto out;
 		}
 	}
+	if (w.proxy)
+		proxy_set_credentials(w.proxy, w.req.token, w.req.tenant);
 	log_info("worker", "specializing into %s (tenant %s, %s form, %d process(es))",
 		 w.req.function, w.req.tenant, w.req.script ? "script" : "structured", w.nslots);
 	if (pthread_create(&t, NULL, specializer, NULL) != 0) {
@@ -1331,6 +1351,11 @@ static int writable_env(const struct worker_options *opts)
 	return 0;
 }
 
+void worker_use_options(const struct worker_options *opts)
+{
+	w.opts = opts;
+}
+
 int worker_init(const struct worker_options *opts)
 {
 	sigset_t set;
@@ -1385,11 +1410,11 @@ int worker_init(const struct worker_options *opts)
 		return rc;
 	for (i = 0; i < MAX_SLOTS; i++)
 		w.slots[i].proc = -1;
-	if (opts->processes > 1) {
-		rc = proxy_start(opts->flight_port, MAX_SLOTS, &w.proxy);
-		if (rc)
-			return rc;
-	}
+	/* Always in front, even of one process: it is where the token is checked (proxy.h). */
+	rc = proxy_start(opts->flight_port, MAX_SLOTS, &w.proxy);
+	if (rc)
+		return rc;
+	proxy_set_limits(w.proxy, opts->max_connections, opts->flight_idle_seconds);
 	pthread_mutex_lock(&w.lock);
 	if (opts->zygote)
 		start_zygote();
@@ -1426,6 +1451,54 @@ static int children_left(void)
 	return n;
 }
 
+/*
+ * The script form learns that its server serves from our hook's "ready" line. A script that
+ * runs Python without the hook (`python -I`, another interpreter) never says it: once slot
+ * 0's loopback port has accepted connections for SCRIPT_PROBE_GRACE_MS without a ready line,
+ * it serves all the same (the proxy checks the token either way), as the one process we
+ * know how to start. Caller holds w.lock.
+ */
+#define SCRIPT_PROBE_GRACE_MS 1000
+
+static void probe_script_port(long long now)
+{
+	struct sockaddr_in to = {.sin_family = AF_INET};
+	struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
+	struct proc *p;
+	int fd, open_now;
+
+	if (!w.req.script || w.state != STATE_SPECIALIZING || w.nslots < 1 || w.slots[0].proc < 0 ||
+	    !w.slots[0].backend_port)
+		return;
+	p = &w.procs[w.slots[0].proc];
+	if (p->serving || p->exited)
+		return;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	to.sin_port = htons((uint16_t)w.slots[0].backend_port);
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	open_now = connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0;
+	close(fd);
+	if (!open_now) {
+		p->port_open_ms = 0;
+		return;
+	}
+	if (!p->port_open_ms) {
+		p->port_open_ms = now;
+		return;
+	}
+	if (now - p->port_open_ms < SCRIPT_PROBE_GRACE_MS)
+		return;
+	log_warn("worker",
+		 "process %d serves on its port without our hook's ready line: one "
+		 "process",
+		 (int)p->pid);
+	w.nslots = 1;
+	on_ready_line(p, (char[]){"ready"});
+}
+
 void worker_supervise(void)
 {
 	struct pollfd pfd[2 + 2 * MAX_PROCS + 1];
@@ -1447,6 +1520,10 @@ void worker_supervise(void)
 				start_slot(i);
 		}
 		timeout = zygote_pending ? 50 : 1000;
+		if (w.req.script && w.state == STATE_SPECIALIZING && !w.draining) {
+			probe_script_port(now);
+			timeout = 200;
+		}
 		for (i = 0; i < w.nslots && !w.draining; i++) {
 			if (w.slots[i].restart_at_ms && w.slots[i].proc < 0) {
 				if (w.slots[i].restart_at_ms <= now)

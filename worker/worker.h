@@ -20,6 +20,10 @@
  * run directory and the shared stats file, and starts the zygote. 0 or a negative errno. */
 int worker_init(const struct worker_options *opts);
 
+/* Only what worker_init() keeps of opts (borrowed), starting nothing: for tests and fuzzers
+ * that drive control_handle() without children. */
+void worker_use_options(const struct worker_options *opts);
+
 /* Runs the supervisor until the worker has drained after SIGTERM/SIGINT. */
 void worker_supervise(void);
 

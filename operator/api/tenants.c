@@ -230,26 +230,118 @@ static int ensure_namespace(struct tenants *t, const char *ns, const char *tenan
 	return 0;
 }
 
+/* Does the live policy differ from the stamped one? Its spec must be the stamped spec and its
+ * labels must include the stamped labels (added labels and annotations are left alone). */
+static int netpol_drifted(const cJSON *want, const cJSON *live)
+{
+	const cJSON *wl = k8s_get(want, "metadata.labels");
+	const cJSON *l;
+	if (!cJSON_Compare(k8s_get(want, "spec"), k8s_get(live, "spec"), 1))
+		return 1;
+	cJSON_ArrayForEach(l, wl)
+	{
+		const char *have = k8s_label(live, l->string);
+		if (!have || !cJSON_IsString(l) || strcmp(have, l->valuestring) != 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Appends {"op": op, "path": path, "value": value} to ops; takes value (freed on failure). */
+static int add_op(cJSON *ops, const char *op, const char *path, cJSON *value)
+{
+	cJSON *o = value ? cJSON_CreateObject() : NULL;
+	if (!o || !cJSON_AddStringToObject(o, "op", op) ||
+	    !cJSON_AddStringToObject(o, "path", path)) {
+		cJSON_Delete(o);
+		cJSON_Delete(value);
+		return -ENOMEM;
+	}
+	cJSON_AddItemToObject(o, "value", value);
+	cJSON_AddItemToArray(ops, o);
+	return 0;
+}
+
+/* JSON patch that puts the stamped spec and labels back, on the condition that the object is
+ * still the one read (resourceVersion rv). NULL on -ENOMEM. */
+static char *restore_patch(const cJSON *want, const char *rv)
+{
+	cJSON *ops = cJSON_CreateArray();
+	char *text = NULL;
+	if (ops && add_op(ops, "test", "/metadata/resourceVersion", cJSON_CreateString(rv)) == 0 &&
+	    add_op(ops, "replace", "/spec", cJSON_Duplicate(k8s_get(want, "spec"), 1)) == 0 &&
+	    add_op(ops, "add", "/metadata/labels",
+		   cJSON_Duplicate(k8s_get(want, "metadata.labels"), 1)) == 0)
+		text = cJSON_PrintUnformatted(ops);
+	cJSON_Delete(ops);
+	return text;
+}
+
+/* Creates the namespace's sandbox policy when missing and puts it back when someone changed
+ * it (a policy opened by hand would let every sandbox of the tenant reach what the policy
+ * denies). A concurrent change is re-read: a few rounds, then the error. */
+static int ensure_netpol(struct tenants *t, int i, const char *ns, enum fn_result *res, char *msg,
+			 size_t msglen)
+{
+	cJSON *want = NULL, *live = NULL;
+	const char *what = "stamp";
+	int rc = udf_netpol_object(t->netpol, i, ns, &want);
+	const char *name = rc == 0 ? k8s_str(want, "metadata.name") : NULL;
+	if (rc == 0 && !name)
+		rc = -EINVAL;
+	for (int round = 0; rc == 0 && round < 3; round++) {
+		rc = kube_get_object(t->kube, &res_netpols, ns, name, &live);
+		if (rc == KUBE_ENOTFOUND) {
+			what = "create";
+			rc = kube_create(t->kube, &res_netpols, ns, want, NULL);
+			if (rc != KUBE_EALREADY_EXISTS) /* else: made meanwhile, read it */
+				break;
+			rc = 0;
+			continue;
+		}
+		what = "read";
+		if (rc < 0 || !netpol_drifted(want, live))
+			break;
+		what = "restore";
+		const char *rv = k8s_str(live, "metadata.resourceVersion");
+		char *patch = restore_patch(want, rv ? rv : "");
+		rc = patch ? kube_patch(t->kube, &res_netpols, ns, name, NULL, KUBE_PATCH_JSON,
+					patch, NULL, 0, NULL)
+			   : -ENOMEM;
+		free(patch);
+		cJSON_Delete(live);
+		live = NULL;
+		if (rc == 0) {
+			log_warn("tenants",
+				 "the NetworkPolicy %s/%s had drifted from the sandbox policy; "
+				 "restored",
+				 ns, name);
+			break;
+		}
+		if (kube_error_transient(rc) || rc == -ENOMEM)
+			break;
+		rc = round < 2 ? 0 : rc; /* changed since read (the test op failed): again */
+	}
+	if (rc < 0)
+		snprintf(msg, msglen, "cannot %s the NetworkPolicy %s of namespace %s: %s", what,
+			 name ? name : "", ns, kube_strerror(rc));
+	cJSON_Delete(live);
+	cJSON_Delete(want);
+	return rc < 0 ? fail(rc, fn_result_of_kube_error(rc), res) : 0;
+}
+
 int tenants_ensure(struct tenants *t, const char *tenant, char ns[64], enum fn_result *res,
 		   char *msg, size_t msglen)
 {
-	cJSON *np = NULL;
 	if (naming_tenant_namespace(t->prefix, tenant, ns) < 0) {
 		snprintf(msg, msglen, "the tenant name cannot be mapped to a namespace");
 		return fail(-EINVAL, FN_INVALID, res);
 	}
 	int rc = ensure_namespace(t, ns, tenant, res, msg, msglen);
+	for (int i = 0; rc == 0 && i < udf_netpol_count(t->netpol); i++)
+		rc = ensure_netpol(t, i, ns, res, msg, msglen);
 	if (rc < 0)
 		return rc;
-	rc = udf_netpol_object(t->netpol, ns, &np);
-	if (rc == 0)
-		rc = kube_create(t->kube, &res_netpols, ns, np, NULL);
-	cJSON_Delete(np);
-	if (rc < 0 && rc != KUBE_EALREADY_EXISTS) {
-		snprintf(msg, msglen, "cannot create the NetworkPolicy of namespace %s: %s", ns,
-			 kube_strerror(rc));
-		return fail(rc, fn_result_of_kube_error(rc), res);
-	}
 	cJSON *q = quota_object(t, ns);
 	rc = q ? kube_create(t->kube, &res_quotas, ns, q, NULL) : 0;
 	cJSON_Delete(q);

@@ -37,9 +37,11 @@ int tenants_namespace(struct tenants *t, const char *tenant, char ns[64]);
 /* Is ns tenant's? From the cache: 1 yes, 0 unknown (not in the cache), -1 another's. */
 int tenants_owner_known(struct tenants *t, const char *ns, const char *tenant);
 
-/* Blocking: creates the tenant's namespace, its NetworkPolicy and (with a pod or function
+/* Blocking: creates the tenant's namespace, its NetworkPolicies and (with a pod or function
  * limit) its ResourceQuota "udf-tenant-quota" when missing, and checks the namespace is the
- * tenant's. 0, or a negative code with *res and msg saying why. */
+ * tenant's. A policy that drifted from the stamped one (its spec, or one of the stamped
+ * labels, changed by hand) is put back (a JSON patch conditional on the resourceVersion read);
+ * one that has not is not written. 0, or a negative code with *res and msg saying why. */
 int tenants_ensure(struct tenants *t, const char *tenant, char ns[64], enum fn_result *res,
 		   char *msg, size_t msglen);
 

@@ -25,7 +25,8 @@ extern const unsigned long udf_netpol_manifest_len;
 #define EXACT_INT_LIMIT 9007199254740992LL /* 2^53: a double holds every integer below */
 
 struct udf_netpol {
-	cJSON *template; /* metadata.namespace removed, the operator's namespace filled in */
+	cJSON *templates; /* the policies: metadata.namespace removed, the operator's namespace
+			     filled in */
 	char operator_ns[DNS_LABEL_MAX + 1];
 };
 
@@ -128,26 +129,44 @@ out_free:
 	return NULL;
 }
 
+/* Every document of text into *out, a cJSON array (at most UDF_NETPOL_MAX documents, and
+ * YAML_MAX_NODES nodes in all). */
 static int yaml_to_json(const char *text, size_t len, cJSON **out)
 {
 	yaml_parser_t parser;
-	yaml_document_t doc;
 	int rc = 0;
-
 	if (!yaml_parser_initialize(&parser))
 		return -ENOMEM;
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-	if (!yaml_parser_load(&parser, &doc)) {
-		rc = -EINVAL;
-		goto out_parser;
-	}
-	struct yconv c = {.doc = &doc, .budget = YAML_MAX_NODES};
-	yaml_node_t *root = yaml_document_get_root_node(&doc);
-	*out = root ? node_to_json(&c, root, 0) : NULL;
+	struct yconv c = {.budget = YAML_MAX_NODES};
+	*out = cJSON_CreateArray();
 	if (!*out)
+		rc = -ENOMEM;
+	while (rc == 0) {
+		yaml_document_t doc;
+		if (!yaml_parser_load(&parser, &doc)) {
+			rc = -EINVAL;
+			break;
+		}
+		c.doc = &doc;
+		yaml_node_t *root = yaml_document_get_root_node(&doc);
+		cJSON *obj = root ? node_to_json(&c, root, 0) : NULL;
+		yaml_document_delete(&doc);
+		if (!root) /* the end of the stream */
+			break;
+		if (!obj || cJSON_GetArraySize(*out) >= UDF_NETPOL_MAX) {
+			cJSON_Delete(obj);
+			rc = -EINVAL;
+			break;
+		}
+		cJSON_AddItemToArray(*out, obj);
+	}
+	if (rc == 0 && cJSON_GetArraySize(*out) == 0)
 		rc = -EINVAL;
-	yaml_document_delete(&doc);
-out_parser:
+	if (rc < 0) {
+		cJSON_Delete(*out);
+		*out = NULL;
+	}
 	yaml_parser_delete(&parser);
 	return rc;
 }
@@ -159,21 +178,24 @@ static cJSON *get(const cJSON *obj, const char *key)
 	return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
 }
 
-/* The ingress peers that select a namespace by name: there must be exactly one, the
- * operator's; *labels is its matchLabels. Egress peers (DNS in kube-system) are not looked
- * at. */
-static int operator_peer(const cJSON *policy, cJSON **labels)
+/* The ingress peers that select a namespace by name, in all the policies: there must be
+ * exactly one, the operator's; *labels is its matchLabels. Egress peers (DNS in kube-system)
+ * are not looked at. */
+static int operator_peer(const cJSON *policies, cJSON **labels)
 {
 	int found = 0;
-	const cJSON *rule, *peer;
-	cJSON_ArrayForEach(rule, get(get(policy, "spec"), "ingress"))
+	const cJSON *policy, *rule, *peer;
+	cJSON_ArrayForEach(policy, policies)
 	{
-		cJSON_ArrayForEach(peer, get(rule, "from"))
+		cJSON_ArrayForEach(rule, get(get(policy, "spec"), "ingress"))
 		{
-			cJSON *ml = get(get(peer, "namespaceSelector"), "matchLabels");
-			if (cJSON_IsString(get(ml, LABEL_NS_NAME))) {
-				*labels = ml;
-				found++;
+			cJSON_ArrayForEach(peer, get(rule, "from"))
+			{
+				cJSON *ml = get(get(peer, "namespaceSelector"), "matchLabels");
+				if (cJSON_IsString(get(ml, LABEL_NS_NAME))) {
+					*labels = ml;
+					found++;
+				}
 			}
 		}
 	}
@@ -201,6 +223,28 @@ static void strip_helm_ownership(cJSON *md)
 		cJSON_DeleteItemFromObjectCaseSensitive(md, "annotations");
 }
 
+/* A NetworkPolicy with a name no earlier one in policies has; its namespace is dropped. */
+static int policy_valid(cJSON *policies, cJSON *t)
+{
+	cJSON *md = get(t, "metadata"), *other;
+	const cJSON *kind = get(t, "kind"), *name = get(md, "name");
+	if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "NetworkPolicy") != 0 ||
+	    !cJSON_IsString(get(t, "apiVersion")) || !cJSON_IsString(name) ||
+	    !cJSON_IsObject(get(t, "spec")))
+		return -EINVAL;
+	cJSON_ArrayForEach(other, policies)
+	{
+		if (other == t)
+			break;
+		if (strcmp(get(get(other, "metadata"), "name")->valuestring, name->valuestring) ==
+		    0)
+			return -EINVAL;
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(md, "namespace");
+	strip_helm_ownership(md);
+	return 0;
+}
+
 int udf_netpol_parse(const char *yaml, size_t len, const char *operator_ns, struct udf_netpol **out)
 {
 	if (!operator_ns) {
@@ -215,19 +259,19 @@ int udf_netpol_parse(const char *yaml, size_t len, const char *operator_ns, stru
 	if (!np)
 		return -ENOMEM;
 	memcpy(np->operator_ns, operator_ns, strlen(operator_ns) + 1);
-	int rc = yaml_to_json(yaml, len, &np->template);
+	int rc = yaml_to_json(yaml, len, &np->templates);
 	if (rc < 0)
 		goto out_free;
 
-	cJSON *t = np->template, *md = get(t, "metadata"), *labels = NULL;
-	const cJSON *kind = get(t, "kind");
-	rc = -EINVAL;
-	if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "NetworkPolicy") != 0 ||
-	    !cJSON_IsString(get(t, "apiVersion")) || !cJSON_IsString(get(md, "name")) ||
-	    !cJSON_IsObject(get(t, "spec")) || operator_peer(t, &labels) < 0)
+	cJSON *t, *labels = NULL;
+	cJSON_ArrayForEach(t, np->templates)
+	{
+		if ((rc = policy_valid(np->templates, t)) < 0)
+			goto out_free;
+	}
+	rc = operator_peer(np->templates, &labels);
+	if (rc < 0)
 		goto out_free;
-	cJSON_DeleteItemFromObjectCaseSensitive(md, "namespace");
-	strip_helm_ownership(md);
 	rc = -ENOMEM;
 	cJSON *name = cJSON_CreateString(np->operator_ns);
 	if (!name || !cJSON_ReplaceItemInObjectCaseSensitive(labels, LABEL_NS_NAME, name)) {
@@ -251,7 +295,7 @@ void udf_netpol_free(struct udf_netpol *np)
 {
 	if (!np)
 		return;
-	cJSON_Delete(np->template);
+	cJSON_Delete(np->templates);
 	free(np);
 }
 
@@ -267,11 +311,18 @@ const char *udf_netpol_operator_namespace(const struct udf_netpol *np)
 	return np->operator_ns;
 }
 
-int udf_netpol_object(const struct udf_netpol *np, const char *ns, cJSON **out)
+int udf_netpol_count(const struct udf_netpol *np)
+{
+	return cJSON_GetArraySize(np->templates);
+}
+
+int udf_netpol_object(const struct udf_netpol *np, int i, const char *ns, cJSON **out)
 {
 	if (!dns_label_valid(ns))
 		return -EINVAL;
-	cJSON *obj = cJSON_Duplicate(np->template, 1);
+	if (i < 0 || i >= udf_netpol_count(np))
+		return -ENOENT;
+	cJSON *obj = cJSON_Duplicate(cJSON_GetArrayItem(np->templates, i), 1);
 	if (!obj || !cJSON_AddStringToObject(get(obj, "metadata"), "namespace", ns)) {
 		cJSON_Delete(obj);
 		return -ENOMEM;

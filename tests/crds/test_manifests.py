@@ -133,6 +133,19 @@ def template_equals_plain():
     return "     | %d objects equal" % len(plain_docs())
 
 
+def ownership_metadata():
+    # Every plain object carries Helm's ownership metadata, so `helm install udf-sandbox` adopts
+    # what `kubectl apply -f manifests/` made (the chart renders the same, by the equality above).
+    missing = []
+    for d in load_files(yaml_files(MANIFESTS_DIR)):
+        md = d["metadata"]
+        if (md.get("labels", {}).get("app.kubernetes.io/managed-by") != "Helm"
+                or md.get("annotations", {}).get("meta.helm.sh/release-name") != "udf-sandbox"
+                or md.get("annotations", {}).get("meta.helm.sh/release-namespace") != "default"):
+            missing.append(object_key(d))
+    check(not missing, "objects without Helm's ownership metadata: %s" % missing)
+
+
 def comparison_really_diffs():
     # A single changed value must show up, or the equality above proves nothing.
     for s, want in [("operator.replicas=3", "replicas: 3"),
@@ -155,7 +168,8 @@ def values_render():
                     "defaultPool.refill.maxInFlight=3", "defaultPool.nodeSelector.pool=udf",
                     "defaultPool.packages={numpy==2.1.3}", "defaultPool.readinessTimeoutSeconds=300",
                     "worker.image.repository=registry.test/udf-worker", "worker.image.pullPolicy=IfNotPresent",
-                    "sandboxNetworkPolicy.egressPorts={443,9000}")
+                    "sandboxNetworkPolicy.egressPorts={443,9000}",
+                    "sandboxNetworkPolicy.blockedCIDRs={10.0.0.0/8,198.51.100.0/24,fc00::/7}")
     svc = find(docs, "Service", "udf-op-grpc")
     check(svc["spec"]["type"] == "LoadBalancer" and svc["spec"]["ports"][0]["port"] == 6000, svc)
     check(find(docs, "Service", "udf-op-metrics")["spec"]["type"] == "ClusterIP", "metrics Service type")
@@ -184,8 +198,12 @@ def values_render():
     ns = find(docs, "Namespace", "sandboxes-x")
     check(ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted", ns)
     np = find(docs, "NetworkPolicy", "udf-sandbox")
-    ports = [p["port"] for p in np["spec"]["egress"][1]["ports"]]
+    egress = find(docs, "NetworkPolicy", "udf-sandbox-egress")
+    ports = [p["port"] for p in egress["spec"]["egress"][1]["ports"]]
     check(ports == [443, 9000], "egress ports %s" % ports)
+    blocked = {t["ipBlock"]["cidr"]: t["ipBlock"]["except"] for t in egress["spec"]["egress"][1]["to"]}
+    check(blocked == {"0.0.0.0/0": ["10.0.0.0/8", "198.51.100.0/24"], "::/0": ["fc00::/7"]},
+          "blockedCIDRs split by family: %s" % blocked)
     frm = np["spec"]["ingress"][1]["from"][0]
     check(frm["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "udf-x"
           and frm["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "udf-op", frm)
@@ -263,6 +281,9 @@ def schema_rejects():
                      "defaultPool.functionNamespaceSelector.matchExpressions[0].operator=Equals",
                      "/defaultPool/functionNamespaceSelector/matchExpressions/0/operator"),
                     ("worker.image.tag=bad tag", "/worker/image/tag"),
+                    ("sandboxNetworkPolicy.blockedCIDRs={10.0.0.0/8}", "/sandboxNetworkPolicy/blockedCIDRs"),
+                    ("sandboxNetworkPolicy.blockedCIDRs={10.0.0.0/8,fc00::/7,example.com}",
+                     "/sandboxNetworkPolicy/blockedCIDRs/2"),
                     ("monitoring.serviceMonitor.enabled=yes", "/monitoring/serviceMonitor/enabled"),
                     ("monitoring.serviceMonitor.interval=30", "/monitoring/serviceMonitor/interval"),
                     ("monitoring.prometheusRule.poolEmptyFor=five", "/monitoring/prometheusRule/poolEmptyFor"),
@@ -278,18 +299,30 @@ def schema_rejects():
 
 
 def network_policy_shape():
-    np = find(load_files(yaml_files(MANIFESTS_DIR)), "NetworkPolicy", "udf-sandbox")
+    docs = load_files(yaml_files(MANIFESTS_DIR))
+    np = find(docs, "NetworkPolicy", "udf-sandbox")
+    egress = find(docs, "NetworkPolicy", "udf-sandbox-egress")
+    # One object per direction: kube-router runs a policy of both types for every packet
+    # from or to its pods, and one sandbox's ingress rule would admit another's egress.
+    check(np["spec"]["policyTypes"] == ["Ingress"] and "egress" not in np["spec"],
+          np["spec"]["policyTypes"])
+    check(egress["spec"]["policyTypes"] == ["Egress"] and "ingress" not in egress["spec"]
+          and egress["spec"]["podSelector"] == np["spec"]["podSelector"], egress["spec"])
     spec = np["spec"]
-    check(sorted(spec["policyTypes"]) == ["Egress", "Ingress"], spec["policyTypes"])
     ingress_ports = sorted(p["port"] for rule in spec["ingress"] for p in rule["ports"])
     check(ingress_ports == [8080, 8815, 9000], "ingress ports %s" % ingress_ports)
     control = [r for r in spec["ingress"] if any(p["port"] == 9000 for p in r["ports"])][0]
     check(control.get("from"), "the control port is open to everyone")
-    blocks = [t["ipBlock"] for rule in spec["egress"] for t in rule.get("to", []) if "ipBlock" in t]
+    blocks = [t["ipBlock"] for rule in egress["spec"]["egress"] for t in rule.get("to", [])
+              if "ipBlock" in t]
     check(blocks, "no egress ipBlock")
     for b in blocks:
         if ":" not in b["cidr"]:
-            check("169.254.0.0/16" in b.get("except", []), "egress %s reaches 169.254.0.0/16" % b)
+            for r in ("169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"):
+                check(r in b.get("except", []), "egress %s reaches %s" % (b, r))
+        else:
+            for r in ("fe80::/10", "fc00::/7"):
+                check(r in b.get("except", []), "egress %s reaches %s" % (b, r))
 
 
 def callers_confined():
@@ -604,6 +637,7 @@ def main():
         ("every CRD field has a description", every_field_described),
         ("helm lint --strict is clean", lint),
         ("helm template (defaults) equals crds/ + manifests/", template_equals_plain),
+        ("every plain object carries Helm's ownership metadata", ownership_metadata),
         ("a changed value makes the comparison fail", comparison_really_diffs),
         ("non-default values render", values_render),
         ("ServiceMonitor and PrometheusRule (off by default)", monitoring_render),

@@ -10,6 +10,7 @@ max_len_of() {
 	grpc_spec) echo $((2 << 20)) ;;                 # grpc/udf_spec.h UDF_SPEC_MAX_JSON
 	grpc_requests | grpc_health) echo $((4 << 20)) ;; # the gRPC server's message limit
 	kube_config) echo $((4 << 20)) ;;               # kube/config.c FILE_MAX_BYTES
+	worker_flight_auth) echo $((256 << 10)) ;;      # worker/proxy.c PROXY_BUF
 	*) echo $((8 << 20)) ;;                         # worker spec bodies, watch, LIST, REST
 	esac
 }

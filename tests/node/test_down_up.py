@@ -1,8 +1,9 @@
 """hack/node.sh down then up, twice, with a gVisor and a runc pod running each time: after
 every down, nothing of the node is left on the host (processes, mounts, network namespaces,
-iptables chains and rules, the bridge, sysctl changes, cgroups, directories), judged against
-the host snapshot node.sh took before it changed anything; after every up the node is Ready
-again and runs pods. Under CI (CI=true) a full hack/cluster.sh down/up cycle follows.
+iptables chains and rules, kube-router's chains and ipsets, the bridge, sysctl changes, cgroups,
+directories), judged against the host snapshot node.sh took before it changed anything; after
+every up the node is Ready again, runs pods, and kube-router enforces a NetworkPolicy (its
+chains and ipsets exist, so that their removal is seen). Under CI (CI=true) a full hack/cluster.sh down/up cycle follows.
 
 First, the packet-filter restore alone (hack/lib/iptables.sh) runs in a network namespace of the
 test's own that starts with no table at all, like a fresh machine's host: what the kubelet adds
@@ -10,6 +11,7 @@ there (KUBE-FIREWALL, its jumps, the localnet DROP, the canaries) must be gone a
 included, whatever tables this host already has."""
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -38,7 +40,7 @@ def snapshot():
     """node.sh's record of the host as it found it."""
     host = os.path.join(state_dir(), "node", "host")
     snap = {name: read(os.path.join(host, name)) for name in
-            ("sysctls", "iptables", "ip6tables", "netns", "mounts", "cgroups", "paths")}
+            ("sysctls", "iptables", "ip6tables", "netns", "mounts", "cgroups", "paths", "ipsets")}
     snap["nft-tables"] = read(os.path.join(host, "nft-tables"), None)
     return snap if read(os.path.join(host, "done"), None) is not None else None
 
@@ -70,6 +72,25 @@ def tables(save_output):
 def our_rules(save_output):
     return [ln for ln in save_output.splitlines()
             if ln.startswith("-A") and any(m in ln for m in OUR_MARKS)]
+
+
+KUBE_ROUTER_CHAINS = ("KUBE-ROUTER-", "KUBE-POD-FW-", "KUBE-NWPLCY-")
+KUBE_ROUTER_SETS = ("KUBE-SRC-", "KUBE-DST-", "TMP-", "inet6:")
+
+
+def ipsets():
+    r = subprocess.run(["ipset", "list", "-n"], capture_output=True, text=True)
+    if not nl.check(r.returncode == 0, f"ipset list works (hack/deps.sh installs ipset): "
+                    f"{r.stderr.strip()}"):
+        return set()
+    return set(r.stdout.split())
+
+
+def kube_router_state():
+    """kube-router's filter chains and ipsets on the host now."""
+    now = subprocess.run(["iptables-save", "-t", "filter"], capture_output=True, text=True).stdout
+    ch = sorted(c for _, c in chains(now) if c.startswith(KUBE_ROUTER_CHAINS))
+    return ch, sorted(s for s in ipsets() if s.startswith(KUBE_ROUTER_SETS))
 
 
 def nft_tables():
@@ -146,6 +167,12 @@ def check_host_restored(snap, cycle):
                         [f"table ip6 {t}" for t in tables(snap["ip6tables"])])
     extra = nft_tables() - set(had.splitlines())
     nl.check(not extra, p + f"nftables: no table added: {sorted(extra)}")
+    extra = ipsets() - set(snap["ipsets"].split())
+    nl.check(not extra, p + f"no ipset added: {sorted(extra)[:8]}")
+    # By name, whatever the snapshot holds: only node.sh runs kube-router on this host.
+    ch, sets = kube_router_state()
+    nl.check(not ch, p + f"no kube-router chain left: {ch[:6]}")
+    nl.check(not sets, p + f"no kube-router ipset left: {sets[:6]}")
     link = subprocess.run(["ip", "link", "show", "udfbr0"], capture_output=True)
     nl.check(link.returncode != 0, p + "bridge udfbr0 removed")
     changed = []
@@ -169,12 +196,29 @@ def check_host_restored(snap, cycle):
     nl.check(not os.path.exists(os.path.join(state_dir(), "node")), p + "node state removed")
 
 
+# A policy for the pods, so that kube-router makes its per-pod chains and its ipsets.
+POLICY = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+          "metadata": {"name": "only-gv"},
+          "spec": {"podSelector": {}, "policyTypes": ["Ingress"],
+                   "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "gv"}}}]}]}}
+
+
 def run_pods(cycle):
     with nl.Namespace(f"node-cycle{cycle}") as ns:
         ns.apply(nl.pod_manifest("gv", "localhost/pause:dev", runtime_class="gvisor"))
         ns.apply(nl.pod_manifest("rc", "localhost/pause:dev"))
+        ns.apply(POLICY)
         ok = ns.wait_ready("gv") and ns.wait_ready("rc")
         nl.check(ok, f"up #{cycle}: a gVisor and a runc pod Ready")
+        deadline = time.time() + 30
+        while True:
+            ch, sets = kube_router_state()
+            if any(c.startswith("KUBE-POD-FW-") for c in ch) and sets or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        nl.check(any(c.startswith("KUBE-POD-FW-") for c in ch) and sets,
+                 f"up #{cycle}: kube-router enforces the pods' policy: chains {ch[:4]}..., "
+                 f"ipsets {sets[:3]}...")
         # Leave them running: down must clean up after live pods.
         return ns.name
 
@@ -197,6 +241,8 @@ def main():
         st = subprocess.run([nl.NODE_SH, "status"], capture_output=True, text=True)
         nl.check(st.returncode == 0 and "Ready; runtime handlers: runc runsc" in st.stdout,
                  f"up #{cycle}: status shows Ready and handlers runc runsc")
+        nl.check(re.search(r"^kube-router +running", st.stdout, re.M) is not None,
+                 f"up #{cycle}: kube-router runs: {st.stdout.strip()[:400]}")
         rc = kubectl("get", "runtimeclass", "gvisor", "-o", "jsonpath={.handler}", check=False)
         nl.check(rc.stdout == "runsc", f"up #{cycle}: RuntimeClass gvisor -> runsc")
     run_pods(3)

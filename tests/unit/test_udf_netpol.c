@@ -64,22 +64,32 @@ static void stamped_equals_manifest(void **state)
 	struct udf_netpol *np = NULL;
 	assert_int_equal(udf_netpol_new("op-ns", &np), 0);
 	assert_string_equal(udf_netpol_operator_namespace(np), "op-ns");
+	assert_int_equal(udf_netpol_count(np), 2);
 	cJSON *got = NULL;
-	assert_int_equal(udf_netpol_object(np, "tenant-a", &got), 0);
+	assert_int_equal(udf_netpol_object(np, 0, "tenant-a", &got), 0);
 
-	/* The expected object, from the file through the same parser but not stamped. */
+	/* The expected objects, from the file through the same parser but not stamped. */
 	struct udf_netpol *raw = NULL;
 	assert_int_equal(udf_netpol_parse(text, len, "udf-system", &raw), 0);
+	assert_int_equal(udf_netpol_count(raw), 2);
 	cJSON *want = NULL;
-	assert_int_equal(udf_netpol_object(raw, "udf-sandboxes", &want), 0);
+	assert_int_equal(udf_netpol_object(raw, 0, "udf-sandboxes", &want), 0);
 	set_string(want, "metadata", "namespace", "tenant-a");
 	set_string(want, "spec.ingress.1.from.0.namespaceSelector.matchLabels",
 		   "kubernetes.io/metadata.name", "op-ns");
 	assert_true(cJSON_Compare(got, want, 1));
+	/* The egress policy names no operator namespace: only its namespace changes. */
+	cJSON *got_e = NULL, *want_e = NULL;
+	assert_int_equal(udf_netpol_object(np, 1, "tenant-a", &got_e), 0);
+	assert_int_equal(udf_netpol_object(raw, 1, "udf-sandboxes", &want_e), 0);
+	set_string(want_e, "metadata", "namespace", "tenant-a");
+	assert_true(cJSON_Compare(got_e, want_e, 1));
+	cJSON_Delete(got_e);
+	cJSON_Delete(want_e);
 
 	/* A second stamp is independent of the first: the template is not shared. */
 	cJSON *other = NULL;
-	assert_int_equal(udf_netpol_object(np, "tenant-b", &other), 0);
+	assert_int_equal(udf_netpol_object(np, 0, "tenant-b", &other), 0);
 	assert_string_equal(at(other, "metadata.namespace")->valuestring, "tenant-b");
 	assert_string_equal(at(got, "metadata.namespace")->valuestring, "tenant-a");
 
@@ -110,14 +120,19 @@ static void stamped_drops_helm_ownership(void **state)
 	struct udf_netpol *np = NULL;
 	cJSON *o = NULL;
 	assert_int_equal(udf_netpol_new("op-ns", &np), 0);
-	assert_int_equal(udf_netpol_object(np, "tenant-a", &o), 0);
-	assert_null(at(o, "metadata.annotations"));
-	const cJSON *labels = at(o, "metadata.labels");
-	assert_null(cJSON_GetObjectItemCaseSensitive(labels, "app.kubernetes.io/managed-by"));
-	assert_string_equal(
-	    cJSON_GetObjectItemCaseSensitive(labels, "app.kubernetes.io/part-of")->valuestring,
-	    "udf-sandbox");
-	cJSON_Delete(o);
+	assert_true(udf_netpol_count(np) >= 1);
+	for (int i = 0; i < udf_netpol_count(np); i++) {
+		assert_int_equal(udf_netpol_object(np, i, "tenant-a", &o), 0);
+		assert_null(at(o, "metadata.annotations"));
+		const cJSON *labels = at(o, "metadata.labels");
+		assert_null(
+		    cJSON_GetObjectItemCaseSensitive(labels, "app.kubernetes.io/managed-by"));
+		assert_string_equal(
+		    cJSON_GetObjectItemCaseSensitive(labels, "app.kubernetes.io/part-of")
+			->valuestring,
+		    "udf-sandbox");
+		cJSON_Delete(o);
+	}
 	udf_netpol_free(np);
 
 	/* Other annotations stay. */
@@ -128,7 +143,7 @@ static void stamped_drops_helm_ownership(void **state)
 			"spec:\n  ingress:\n    - from:\n        - namespaceSelector:\n"
 			"            matchLabels:\n              kubernetes.io/metadata.name: x\n";
 	assert_int_equal(udf_netpol_parse(y, strlen(y), "op-ns", &np), 0);
-	assert_int_equal(udf_netpol_object(np, "t", &o), 0);
+	assert_int_equal(udf_netpol_object(np, 0, "t", &o), 0);
 	const cJSON *ann = at(o, "metadata.annotations");
 	assert_int_equal(cJSON_GetArraySize(ann), 1);
 	assert_string_equal(cJSON_GetObjectItemCaseSensitive(ann, "note")->valuestring, "kept");
@@ -142,12 +157,25 @@ static void stamped_drops_helm_ownership(void **state)
 static void policy_says_what_it_must(void **state)
 {
 	struct udf_netpol *np = NULL;
-	cJSON *o = NULL;
+	cJSON *o = NULL, *e = NULL;
 	assert_int_equal(udf_netpol_new("op-ns", &np), 0);
-	assert_int_equal(udf_netpol_object(np, "tenant-a", &o), 0);
+	assert_int_equal(udf_netpol_object(np, 0, "tenant-a", &o), 0);
+	assert_int_equal(udf_netpol_object(np, 1, "tenant-a", &e), 0);
+	assert_int_equal(udf_netpol_object(np, 2, "tenant-a", &e), -ENOENT);
 
+	/* One object per direction (kube-router applies a policy of both types to every packet
+	 * from or to its pods, so one sandbox's ingress rule would admit another's egress). */
 	assert_string_equal(at(o, "kind")->valuestring, "NetworkPolicy");
 	assert_string_equal(at(o, "metadata.name")->valuestring, "udf-sandbox");
+	assert_int_equal(cJSON_GetArraySize(at(o, "spec.policyTypes")), 1);
+	assert_string_equal(at(o, "spec.policyTypes.0")->valuestring, "Ingress");
+	assert_null(at(o, "spec.egress"));
+	assert_string_equal(at(e, "kind")->valuestring, "NetworkPolicy");
+	assert_string_equal(at(e, "metadata.name")->valuestring, "udf-sandbox-egress");
+	assert_int_equal(cJSON_GetArraySize(at(e, "spec.policyTypes")), 1);
+	assert_string_equal(at(e, "spec.policyTypes.0")->valuestring, "Egress");
+	assert_null(at(e, "spec.ingress"));
+	assert_true(cJSON_Compare(at(o, "spec.podSelector"), at(e, "spec.podSelector"), 1));
 	assert_string_equal(at(o, "spec.podSelector.matchLabels")->child->valuestring,
 			    "udf-worker");
 	const cJSON *ingress = at(o, "spec.ingress");
@@ -168,7 +196,7 @@ static void policy_says_what_it_must(void **state)
 	assert_string_equal(at(control, "from.0.podSelector.matchLabels")->child->valuestring,
 			    "udf-operator");
 
-	const cJSON *egress = at(o, "spec.egress");
+	const cJSON *egress = at(e, "spec.egress");
 	assert_int_equal(cJSON_GetArraySize(egress), 2);
 	const cJSON *dns = cJSON_GetArrayItem(egress, 0);
 	assert_int_equal(port_of(dns, 0), 53);
@@ -183,7 +211,11 @@ static void policy_says_what_it_must(void **state)
 	assert_string_equal(at(web, "to.0.ipBlock.except.0")->valuestring, "169.254.0.0/16");
 	assert_string_equal(at(web, "to.1.ipBlock.cidr")->valuestring, "::/0");
 	assert_string_equal(at(web, "to.1.ipBlock.except.0")->valuestring, "fe80::/10");
+	/* Cluster-internal ranges are blocked too (pods, Services, nodes, the API). */
+	assert_string_equal(at(web, "to.0.ipBlock.except.1")->valuestring, "10.0.0.0/8");
+	assert_string_equal(at(web, "to.1.ipBlock.except.2")->valuestring, "fc00::/7");
 
+	cJSON_Delete(e);
 	cJSON_Delete(o);
 	udf_netpol_free(np);
 }
@@ -199,7 +231,7 @@ static void operator_namespace_from_environment(void **state)
 	setenv("POD_NAMESPACE", "udf-elsewhere", 1);
 	assert_int_equal(udf_netpol_new(NULL, &np), 0);
 	cJSON *o = NULL;
-	assert_int_equal(udf_netpol_object(np, "t", &o), 0);
+	assert_int_equal(udf_netpol_object(np, 0, "t", &o), 0);
 	assert_string_equal(
 	    at(o, "spec.ingress.1.from.0.namespaceSelector.matchLabels")->child->valuestring,
 	    "udf-elsewhere");
@@ -216,15 +248,15 @@ static void bad_input_refused(void **state)
 	struct udf_netpol *np = NULL;
 	cJSON *o = NULL;
 	assert_int_equal(udf_netpol_new("op", &np), 0);
-	assert_int_equal(udf_netpol_object(np, "", &o), -EINVAL);
-	assert_int_equal(udf_netpol_object(np, "UPPER", &o), -EINVAL);
-	assert_int_equal(udf_netpol_object(np, "a-", &o), -EINVAL);
+	assert_int_equal(udf_netpol_object(np, 0, "", &o), -EINVAL);
+	assert_int_equal(udf_netpol_object(np, 0, "UPPER", &o), -EINVAL);
+	assert_int_equal(udf_netpol_object(np, 0, "a-", &o), -EINVAL);
 	char long_ns[65];
 	memset(long_ns, 'a', 64);
 	long_ns[64] = '\0';
-	assert_int_equal(udf_netpol_object(np, long_ns, &o), -EINVAL);
+	assert_int_equal(udf_netpol_object(np, 0, long_ns, &o), -EINVAL);
 	long_ns[63] = '\0';
-	assert_int_equal(udf_netpol_object(np, long_ns, &o), 0);
+	assert_int_equal(udf_netpol_object(np, 0, long_ns, &o), 0);
 	cJSON_Delete(o);
 	udf_netpol_free(np);
 
@@ -245,6 +277,24 @@ static void bad_input_refused(void **state)
 	    "        - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: b}}\n",
 	    /* a duplicate key */
 	    "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nkind: Pod\n",
+	    /* two documents of one name: the second would overwrite the first */
+	    "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: x}\n"
+	    "spec:\n  ingress:\n    - from:\n"
+	    "        - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: a}}\n"
+	    "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: x}\n"
+	    "spec: {}\n",
+	    /* an operator peer in each of two documents */
+	    "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: x}\n"
+	    "spec:\n  ingress:\n    - from:\n"
+	    "        - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: a}}\n"
+	    "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: y}\n"
+	    "spec:\n  ingress:\n    - from:\n"
+	    "        - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: b}}\n",
+	    /* a second document that is not a NetworkPolicy */
+	    "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: x}\n"
+	    "spec:\n  ingress:\n    - from:\n"
+	    "        - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: a}}\n"
+	    "---\napiVersion: v1\nkind: Pod\nmetadata: {name: y}\nspec: {}\n",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		np = NULL;
@@ -273,7 +323,7 @@ static void scalars_are_typed(void **state)
 	struct udf_netpol *np = NULL;
 	cJSON *o = NULL;
 	assert_int_equal(udf_netpol_parse(yaml, strlen(yaml), "op", &np), 0);
-	assert_int_equal(udf_netpol_object(np, "ns", &o), 0);
+	assert_int_equal(udf_netpol_object(np, 0, "ns", &o), 0);
 	const cJSON *t = at(o, "spec.t");
 	assert_true(cJSON_IsNumber(at(t, "0")) && at(t, "0")->valueint == 8815);
 	assert_string_equal(at(t, "1")->valuestring, "8815");

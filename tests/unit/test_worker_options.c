@@ -71,6 +71,22 @@ static void bad_flags(void **state)
 	assert_int_equal(run(&o, 2, e), -22);
 }
 
+static void flight_limits(void **state)
+{
+	char *def[] = {"udf-worker", NULL};
+	char *set[] = {"udf-worker", "--max-connections=7", "--flight-idle-seconds", "0", NULL};
+	char *neg[] = {"udf-worker", "--max-connections=-1", NULL};
+	struct worker_options o;
+
+	assert_int_equal(run(&o, 1, def), 0);
+	assert_int_equal(o.max_connections, 512);
+	assert_int_equal(o.flight_idle_seconds, 300);
+	assert_int_equal(run(&o, 4, set), 0);
+	assert_int_equal(o.max_connections, 7);
+	assert_int_equal(o.flight_idle_seconds, 0);
+	assert_int_equal(run(&o, 2, neg), -22);
+}
+
 static void addresses(void **state)
 {
 	char host[64];
@@ -134,7 +150,7 @@ int main(void)
 	    cmocka_unit_test(defaults),	     cmocka_unit_test(flags),
 	    cmocka_unit_test(bad_flags),     cmocka_unit_test(addresses),
 	    cmocka_unit_test(token_compare), cmocka_unit_test(token_sha256_flag),
-	    cmocka_unit_test(token_sha256),
+	    cmocka_unit_test(token_sha256),  cmocka_unit_test(flight_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

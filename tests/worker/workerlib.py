@@ -1,6 +1,7 @@
 """Helpers for the worker's integration tests: start udf-worker as a plain process (or under
 runsc), specialize it over its control API, and call it like a Databend query node does."""
 
+import hashlib
 import json
 import os
 import secrets
@@ -20,7 +21,8 @@ import pyarrow.flight as flight
 SOURCE_DIR = os.environ.get("UDF_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD_DIR = os.environ.get("UDF_BUILD_DIR") or os.path.join(SOURCE_DIR, "build")
-WORKER = os.path.join(BUILD_DIR, "worker", "udf-worker")
+# UDF_WORKER_BINARY: another build of it, e.g. udf-worker-san (the *_san tests).
+WORKER = os.environ.get("UDF_WORKER_BINARY") or os.path.join(BUILD_DIR, "worker", "udf-worker")
 RUNTIME_DIR = os.path.join(SOURCE_DIR, "worker", "python")
 PYTHON = sys.executable
 CACHE = os.environ.get("UDF_SANDBOX_CACHE") or os.path.join(
@@ -37,7 +39,8 @@ def free_port():
 class Worker:
     """One udf-worker process with private ports and directories."""
 
-    def __init__(self, processes=1, zygote=True, extra_args=(), control_token=None, env=None):
+    def __init__(self, processes=1, zygote=True, extra_args=(), control_token=None, env=None,
+                 control_sha256=False):
         self.dir = tempfile.mkdtemp(prefix="udf-worker-test-")
         self.control_port = free_port()
         self.flight_port = free_port()
@@ -45,8 +48,13 @@ class Worker:
         self.host = "127.0.0.1"
         self.control_token = control_token or secrets.token_hex(16)
         self.token_file = os.path.join(self.dir, "control-token")
-        with open(self.token_file, "w") as f:
-            f.write(self.control_token + "\n")
+        if control_sha256:  # as in a pod: only the token's hash on disk
+            self.token_file = os.path.join(self.dir, "control-token-sha256")
+            with open(self.token_file, "w") as f:
+                f.write(hashlib.sha256(self.control_token.encode()).hexdigest() + "\n")
+        else:
+            with open(self.token_file, "w") as f:
+                f.write(self.control_token + "\n")
         self.work_dir = os.path.join(self.dir, "app")
         self.cache_dir = os.path.join(self.dir, "cache")
         self.log_path = os.path.join(self.dir, "worker.log")
@@ -55,7 +63,8 @@ class Worker:
             f"--control-bind-address=127.0.0.1:{self.control_port}",
             f"--flight-port={self.flight_port}",
             f"--status-port={self.status_port}",
-            f"--control-token-file={self.token_file}",
+            (f"--control-token-sha256-file={self.token_file}" if control_sha256 else
+             f"--control-token-file={self.token_file}"),
             f"--work-dir={self.work_dir}",
             f"--python={PYTHON}",
             f"--processes={processes}",

@@ -1,6 +1,6 @@
 """The structured-form UDF server that udf-worker runs in each Python process.
 
-udf-worker writes a config file (handler, types, token, tenant, ports, directories) and starts
+udf-worker writes a config file (handler, types, tenant, ports, directories) and starts
 this module once per server process, either fresh (`python udf_stub.py --config F --slot N`)
 or forked from the warm zygote (zygote.py calls main()). It:
 
@@ -15,8 +15,9 @@ or forked from the warm zygote (zygote.py calls main()). It:
 - evaluates a call's rows in a tight loop on the call's own thread, checking cancellation
   every CHUNK_ROWS rows (databend-udf's row path costs ~80 us per row: a thread-pool future
   and a cancellation check per row);
-- rejects every Flight call without the function's token (`x-authorization`) or with another
-  tenant (`x-databend-tenant`), and counts calls in the worker's shared stats file;
+- rejects every Flight call with another tenant (`x-databend-tenant`; the token was checked
+  by udf-worker's proxy before the connection reached us), and counts calls in the worker's
+  shared stats file;
 - tells the worker "ready" (or "failed STEP REASON") on the file descriptor
   UDF_WORKER_READY_FD.
 
@@ -103,15 +104,18 @@ def _header(headers, name):
 
 
 def make_auth_middleware(token, tenant, stats=None):
-    """A Flight middleware factory that admits only calls with the token and the tenant."""
+    """A Flight middleware factory that admits only calls with the tenant (and the token, when
+    given: udf-worker's proxy checks the token before a connection reaches us, and keeps it
+    from this process, so the worker passes None)."""
     import pyarrow.flight as flight
 
-    token_b = token.encode("utf-8")
+    token_b = token.encode("utf-8") if token is not None else None
 
     class _Auth(flight.ServerMiddlewareFactory):
         def start_call(self, info, headers):
             got = _header(headers, "x-authorization")
-            if got is None or not hmac.compare_digest(got.encode("utf-8"), token_b):
+            if token_b is not None and (
+                    got is None or not hmac.compare_digest(got.encode("utf-8"), token_b)):
                 raise flight.FlightUnauthenticatedError(
                     "missing or wrong x-authorization token for this function"
                 )
@@ -488,7 +492,7 @@ def serve(config, slot):
         stats = Stats(config["stats_path"], slot)
         server = UDFServer(
             location=flight_location(config, slot),
-            middleware={"udf_worker_auth": make_auth_middleware(config["token"],
+            middleware={"udf_worker_auth": make_auth_middleware(config.get("token"),
                                                                 config["tenant"], stats)},
         )
         server.add_function(fn)

@@ -3,8 +3,8 @@
 Databend's script brings its own server stub, which builds databend-udf's UDFServer itself.
 When databend_udf.udf is imported, this hook patches it so that:
 
-- every Flight call must carry the function's token (`x-authorization`) and tenant
-  (`x-databend-tenant`), or fails with UNAUTHENTICATED;
+- every Flight call must carry the function's tenant (`x-databend-tenant`), or fails with
+  UNAUTHENTICATED (the token is checked by udf-worker's proxy, which every connection passes);
 - the types the stub (code in `__main__`) passes to `udf(...)` are read the Databend way: a
   bare type is NOT NULL. A `@udf(...)` in the user's own code keeps databend-udf's meaning;
 - the stub's scalar function evaluates rows in a tight loop instead of one thread-pool future
@@ -89,7 +89,7 @@ def _patch(mod):
         middleware = dict(kwargs.pop("middleware", {}) or {})
         stats = udf_stub.Stats(config["stats_path"], slot)
         middleware["udf_worker_auth"] = udf_stub.make_auth_middleware(
-            config["token"], config["tenant"], stats)
+            config.get("token"), config["tenant"], stats)
         kwargs["middleware"] = middleware
         original_init(self, *args, **kwargs)
 
