@@ -26,10 +26,19 @@ from cluster import cluster_env  # noqa: E402
 from nodelib import WORKER_IMAGE, Namespace, check, ensure_node, finish  # noqa: E402
 
 CLIENT = r"""
-import json, os, socket, ssl
+import json, os, socket, ssl, time
 ctx = ssl.create_default_context(cadata=os.environ["CA"])
 body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}).encode()
-with socket.create_connection((os.environ["SVC"], 443), timeout=10) as raw:
+# kube-proxy refuses a Service's port until it has programmed the endpoint: retry a while.
+for attempt in range(60):
+    try:
+        raw = socket.create_connection((os.environ["SVC"], 443), timeout=10)
+        break
+    except ConnectionRefusedError:
+        if attempt == 59:
+            raise
+        time.sleep(0.5)
+with raw:
     with ctx.wrap_socket(raw, server_hostname="kubernetes.default.svc") as s:
         s.sendall(b"POST /apis/authentication.k8s.io/v1/selfsubjectreviews HTTP/1.1\r\nHost: kubernetes.default.svc"
                   b"\r\nAuthorization: Bearer " + os.environ["TOKEN"].encode() + b"\r\nContent-Type: application/json"
