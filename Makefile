@@ -1,6 +1,6 @@
 # The one entry point. `make` builds bin/udf-operator and bin/udf-worker; `make test` builds what
-# the tests use (`make prereqs`), then runs every test tier through ctest; `make run` runs the
-# operator against a local cluster; `make bench` prints the benchmarks. Everything slow is
+# the tests use (`make prereqs`), then runs every test tier through ctest; `make run` installs the
+# operator with its chart into a local cluster; `make bench` prints the benchmarks. Everything slow is
 # cached under ~/.cache/udf-sandbox.
 
 BUILD      ?= build
@@ -33,7 +33,9 @@ help:
 	@echo "make test       make prereqs, then unit (ASan+UBSan), fuzz and integration tests (ctest)"
 	@echo "make prereqs    build (or find cached) what the tests use: venv, Kubernetes, etcd, runsc,"
 	@echo "                containerd, helm, the pause and worker images; one timed line per step"
-	@echo "make run        bring up the local cluster and run the operator against it"
+	@echo "make run        local cluster, images and the chart; waits for the default pool, prints"
+	@echo "                the gRPC address and a sample call, follows the operator logs"
+	@echo "                (UDF_RUN_MODE=local: bin/udf-operator in the foreground instead)"
 	@echo "make bench      print the benchmarks"
 	@echo "make sanitize   build everything with ASan+UBSan in build-san/"
 	@echo "make fuzz-long  every fuzz target for FUZZ_SECONDS (60) each; keeps new-coverage seeds"

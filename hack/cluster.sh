@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A real Kubernetes control plane on this machine: etcd, kube-apiserver,
-# kube-controller-manager and kube-scheduler on 127.0.0.1, built from source and cached.
+# A real Kubernetes control plane on this machine: etcd, kube-controller-manager and
+# kube-scheduler on 127.0.0.1, kube-apiserver on a host-only address that pods reach too (see
+# API_ADDRESS below), built from source and cached.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=hack/lib/common.sh
@@ -23,12 +24,17 @@ usage: hack/cluster.sh up [--control-plane-only] | down | status | env kubeconfi
   env kubeconfig   print the admin kubeconfig's path
   env bin          print the directory of the cached binaries
   env state        print the state directory
+  env api-address  print the address kube-apiserver binds and advertises
 
 Environment:
   UDF_SANDBOX_STATE      state directory (default: $UDF_STATE)
   UDF_CLUSTER_PORT_BASE  kube-apiserver port; etcd, controller-manager and scheduler take the
                          next four (default 6443). Give a private cluster its own state
                          directory and port base.
+  UDF_CLUSTER_API_ADDRESS  the address kube-apiserver binds and advertises (default
+                         $API_ADDRESS_DEFAULT), added to lo while a cluster uses it: an address of
+                         this machine that its pods reach through Service "kubernetes", where
+                         127.0.0.1 is their own loopback. Fixed when the state is made.
   UDF_SANDBOX_CACHE      cache of built binaries (default: $UDF_CACHE)
 USAGE
 }
@@ -45,11 +51,29 @@ LOGS="$UDF_STATE/logs"
 KUBECONFIG_ADMIN="$UDF_STATE/admin.kubeconfig"
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler)
 SERVICE_CIDR="10.96.0.0/16"
+# kube-apiserver binds and advertises API_ADDRESS, so Service "kubernetes" (10.96.0.1:443) has an
+# endpoint pods can reach, as in any cluster. It must be an address of this machine, and only of
+# this machine: a /32 on lo (not eth0, and not 0.0.0.0) from 198.18.0.0/15, a range reserved for
+# benchmarks that no network routes and that is outside the pod, service and node ranges. Pods
+# reach it through the node's bridge like any host address; a filter rule drops it from anywhere
+# else (api_address_rule). State made before this existed
+# recorded no address and keeps 127.0.0.1 (no endpoint for pods) until it is made anew.
+API_ADDRESS_DEFAULT="198.18.0.1"
+if [ -f "$UDF_STATE/api-address" ]; then
+	API_ADDRESS=$(cat "$UDF_STATE/api-address")
+elif [ -f "$UDF_STATE/pki/ca.crt" ]; then
+	API_ADDRESS=127.0.0.1
+else
+	API_ADDRESS="${UDF_CLUSTER_API_ADDRESS:-$API_ADDRESS_DEFAULT}"
+fi
+# Clusters with their own state share the address (each on its own port): adding and removing
+# it is locked, and 'down' removes it only when no other apiserver listens on it.
+API_ADDRESS_LOCK="$UDF_CACHE/api-address.lock"
 CLUSTER_CIDR="10.244.0.0/16"
 
 readyz() {
 	curl -fsS --max-time 2 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
-		"https://127.0.0.1:$APISERVER_PORT/readyz" 2>/dev/null
+		"https://$API_ADDRESS:$APISERVER_PORT/readyz" 2>/dev/null
 }
 
 # cert NAME CN O [SAN]: a client or server certificate signed by the cluster CA (ECDSA P-256).
@@ -85,7 +109,7 @@ kind: Config
 clusters:
 - name: udf-sandbox
   cluster:
-    server: https://127.0.0.1:$APISERVER_PORT
+    server: https://$API_ADDRESS:$APISERVER_PORT
     certificate-authority-data: $(base64 -w0 <"$PKI/ca.crt")
 users:
 - name: $name
@@ -111,7 +135,7 @@ gen_pki() {
 		-addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" -out "$PKI/ca.crt"
 	chmod 600 "$PKI/ca.key"
 	cert apiserver kube-apiserver "" \
-		"IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+		"IP:127.0.0.1,IP:$API_ADDRESS,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
 	cert admin kubernetes-admin system:masters
 	cert apiserver-kubelet-client kube-apiserver-kubelet-client system:masters
 	cert controller-manager system:kube-controller-manager ""
@@ -134,6 +158,7 @@ gen_pki() {
 	openssl ec -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
 	chmod 600 "$PKI/sa.key"
 	kubeconfig "$KUBECONFIG_ADMIN" admin
+	echo "$API_ADDRESS" >"$UDF_STATE/api-address"
 	kubeconfig "$UDF_STATE/controller-manager.kubeconfig" controller-manager
 	kubeconfig "$UDF_STATE/scheduler.kubeconfig" scheduler
 }
@@ -150,15 +175,49 @@ start_etcd() {
 	daemon_wait etcd 30 curl -fsS --max-time 1 "http://127.0.0.1:$ETCD_PORT/health"
 }
 
+# Only this host (through lo) and its pods (sources in the cluster CIDR) reach the address: a
+# neighbour routing it here through eth0 is dropped.
+api_address_rule() {
+	iptables -w "$1" INPUT -d "$API_ADDRESS/32" ! -i lo ! -s "$CLUSTER_CIDR" \
+		-m comment --comment "udf-sandbox apiserver: this host and its pods only" -j DROP
+}
+
+# The API address on lo, unless it is there (another cluster's, or left by a crash).
+api_address_up() {
+	case "$API_ADDRESS" in 127.*) return 0 ;; esac
+	if ! ip -4 -o addr show dev lo | grep -qF " $API_ADDRESS/"; then
+		ip addr add "$API_ADDRESS/32" dev lo
+	fi
+	api_address_rule -C 2>/dev/null || api_address_rule -I
+}
+
+# Removes the address once no apiserver listens on it any more (other clusters' included).
+api_address_down() {
+	case "$API_ADDRESS" in 127.*) return 0 ;; esac
+	if [ -n "$(ss -Hltn "src $API_ADDRESS")" ]; then
+		echo "cluster: $API_ADDRESS stays on lo (another cluster's apiserver listens there)"
+		return 0
+	fi
+	if ip -4 -o addr show dev lo | grep -qF " $API_ADDRESS/"; then
+		ip addr del "$API_ADDRESS/32" dev lo
+	fi
+	while api_address_rule -C 2>/dev/null; do api_address_rule -D; done
+}
+
 start_apiserver() {
-	local advertise="${UDF_CLUSTER_ADVERTISE_ADDRESS:-127.0.0.1}" reconciler=lease
+	local reconciler=lease
 	# The apiserver publishes its address as the endpoint of Service "kubernetes"; Endpoints may
-	# not hold a loopback address, so with a loopback advertise address publish none.
-	case "$advertise" in 127.*) reconciler=none ;; esac
+	# not hold a loopback address, so with a loopback address (old state) publish none.
+	case "$API_ADDRESS" in 127.*) reconciler=none ;; esac
+	# Shared: a concurrent 'down' of another cluster must not remove the address before this
+	# apiserver listens on it.
+	exec 7>"$API_ADDRESS_LOCK"
+	flock -s 7
+	api_address_up
 	daemon_start kube-apiserver \
 		--etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-		--bind-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
-		--advertise-address "$advertise" --endpoint-reconciler-type "$reconciler" \
+		--bind-address "$API_ADDRESS" --secure-port "$APISERVER_PORT" \
+		--advertise-address "$API_ADDRESS" --endpoint-reconciler-type "$reconciler" \
 		--tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
 		--client-ca-file "$PKI/ca.crt" \
 		--kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
@@ -176,8 +235,9 @@ start_apiserver() {
 		--requestheader-extra-headers-prefix X-Remote-Extra- \
 		--proxy-client-cert-file "$PKI/front-proxy-client.crt" \
 		--proxy-client-key-file "$PKI/front-proxy-client.key" \
-		--allow-privileged=true --profiling=false --v=1
+		--allow-privileged=true --profiling=false --v=1 7>&-
 	daemon_wait kube-apiserver 60 readyz
+	exec 7>&-
 }
 
 start_controllers() {
@@ -230,7 +290,7 @@ cmd_up() {
 			step "cluster: certificates and keys (openssl)" gen_pki
 		fi
 		step "cluster: etcd $ETCD_VERSION on 127.0.0.1:$ETCD_PORT" start_etcd
-		step "cluster: kube-apiserver $K8S_VERSION on 127.0.0.1:$APISERVER_PORT" start_apiserver
+		step "cluster: kube-apiserver $K8S_VERSION on $API_ADDRESS:$APISERVER_PORT" start_apiserver
 		step "cluster: controller-manager and scheduler" start_controllers
 		echo "cluster: up; kubeconfig $KUBECONFIG_ADMIN"
 	fi
@@ -254,7 +314,11 @@ cmd_down() {
 		c="${COMPONENTS[$i]}"
 		step "cluster: stop $c" daemon_stop "$c"
 	done
-	rm -rf "$UDF_STATE/etcd" "$PKI" "$RUN" "$LOGS" "$UDF_STATE"/*.kubeconfig
+	exec 7>"$API_ADDRESS_LOCK"
+	flock 7
+	step "cluster: remove $API_ADDRESS from lo when unused" api_address_down
+	exec 7>&-
+	rm -rf "$UDF_STATE/etcd" "$PKI" "$RUN" "$LOGS" "$UDF_STATE"/*.kubeconfig "$UDF_STATE/api-address"
 	rm -f "$UDF_STATE/.lock"
 	rmdir "$UDF_STATE" 2>/dev/null || true
 	echo "cluster: down"
@@ -281,7 +345,7 @@ cmd_status() {
 		fi
 	done
 	if [ "$rc" -eq 0 ] && readyz >/dev/null; then
-		echo "apiserver /readyz: ok (https://127.0.0.1:$APISERVER_PORT)"
+		echo "apiserver /readyz: ok (https://$API_ADDRESS:$APISERVER_PORT)"
 	else
 		echo "apiserver /readyz: not ready"
 		rc=1
@@ -298,7 +362,8 @@ cmd_env() {
 	kubeconfig) echo "$KUBECONFIG_ADMIN" ;;
 	bin) echo "$UDF_BIN" ;;
 	state) echo "$UDF_STATE" ;;
-	*) die "env takes kubeconfig, bin or state" ;;
+	api-address) echo "$API_ADDRESS" ;;
+	*) die "env takes kubeconfig, bin, state or api-address" ;;
 	esac
 }
 

@@ -21,7 +21,8 @@ One line per step, with its time; a step's full output goes to $UDF_CACHE/logs/s
   containerd                 hack/containerd.sh  (the node)
   kube-router                hack/kube-router.sh (the node's NetworkPolicy firewall)
   helm                       hack/helm.sh        (tests/crds)
-  pause and worker images    hack/image.sh pause worker (the node's pods; needs bin/ from make)
+  pause, worker and operator images  hack/image.sh pause worker operator (the node's pods;
+                             needs bin/ from make)
 --check  build nothing: say which steps are cached and which would build (exit 3 if any).
 USAGE
 }
@@ -76,7 +77,7 @@ prereq "runsc.sh: runsc and its shim" "$here/runsc.sh"
 prereq "containerd.sh: containerd" "$here/containerd.sh"
 prereq "kube-router.sh: kube-router" "$here/kube-router.sh"
 prereq "helm.sh: helm" "$here/helm.sh"
-prereq "image.sh: pause, udf-worker images" "$here/image.sh" pause worker
+prereq "image.sh: pause, udf-worker, udf-operator images" "$here/image.sh" pause worker operator
 
 if [ "$check" -eq 1 ]; then
 	exit $((missing * 3))

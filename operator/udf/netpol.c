@@ -202,6 +202,27 @@ static int operator_peer(const cJSON *policies, cJSON **labels)
 	return found == 1 ? 0 : -EINVAL;
 }
 
+/* Helm's ownership metadata (the managed-by label, meta.helm.sh/ and helm.sh/ annotations)
+ * marks the manifest's own copy as the release's, so that helm adopts what kubectl applied; a
+ * copy stamped into a tenant namespace belongs to no release and must not say it does. */
+static void strip_helm_ownership(cJSON *md)
+{
+	cJSON_DeleteItemFromObjectCaseSensitive(get(md, "labels"), "app.kubernetes.io/managed-by");
+	cJSON *ann = get(md, "annotations");
+	if (!cJSON_IsObject(ann))
+		return;
+	cJSON *a = ann->child;
+	while (a) {
+		cJSON *next = a->next;
+		if (a->string && (strncmp(a->string, "meta.helm.sh/", 13) == 0 ||
+				  strncmp(a->string, "helm.sh/", 8) == 0))
+			cJSON_Delete(cJSON_DetachItemViaPointer(ann, a));
+		a = next;
+	}
+	if (!ann->child)
+		cJSON_DeleteItemFromObjectCaseSensitive(md, "annotations");
+}
+
 /* A NetworkPolicy with a name no earlier one in policies has; its namespace is dropped. */
 static int policy_valid(cJSON *policies, cJSON *t)
 {
@@ -220,6 +241,7 @@ static int policy_valid(cJSON *policies, cJSON *t)
 			return -EINVAL;
 	}
 	cJSON_DeleteItemFromObjectCaseSensitive(md, "namespace");
+	strip_helm_ownership(md);
 	return 0;
 }
 

@@ -9,7 +9,9 @@
  * packet from or to a selected pod (kube-router does), which would let one sandbox's ingress
  * rule admit another sandbox's egress. A stamped copy differs from the manifest in two values
  * only: metadata.namespace, and the namespace in the ingress rule that lets the operator's
- * pods reach the control port, which becomes the namespace the operator really runs in.
+ * pods reach the control port, which becomes the namespace the operator really runs in; and it
+ * leaves out Helm's ownership metadata (label app.kubernetes.io/managed-by, annotations
+ * meta.helm.sh/... and helm.sh/...), which only the release's own copy carries.
  *
  * A struct udf_netpol is immutable after creation: udf_netpol_object() may be called from any
  * thread at once. Nothing here blocks or talks to the API server.

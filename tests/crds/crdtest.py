@@ -130,7 +130,7 @@ def private_cluster():
     t0 = time.monotonic()
     try:
         kubeconfig = cluster.ensure_cluster(state_dir=state, port_base=port_base)
-        log("private cluster up on 127.0.0.1:%d in %.1fs" % (port_base, time.monotonic() - t0))
+        log("private cluster up, apiserver port %d, in %.1fs" % (port_base, time.monotonic() - t0))
         yield Kube(kubeconfig)
     finally:
         try:

@@ -11,7 +11,9 @@ manifest, `kubectl apply -f crds/` then `-f manifests/` exactly as a user runs i
 pool needs its CRD established first), server-side apply of the same, the default pool and its
 namespace as the API server stores them, Pod Security "restricted" admits the operator's pod and
 refuses a root pod in both namespaces, the operator's service account has exactly the
-permissions it should, then `helm install` / `helm upgrade` / `helm uninstall` of the chart.
+permissions it should, then `helm install` / `helm upgrade` / `helm uninstall` of the chart, and
+`helm install` where users meet it: over objects `kubectl apply -f manifests/` made, beside a
+RuntimeClass gvisor the node made (and refused when that class has another handler).
 """
 
 import difflib
@@ -72,9 +74,11 @@ def plain_docs():
 
 
 def template(*sets):
+    """helm template with --set NAME=VALUE each; "json:NAME=JSON" is --set-json (--set reads 0.25
+    as a string)."""
     args = ["template", "udf-sandbox", CHART_DIR, "--include-crds"]
     for s in sets:
-        args += ["--set", s]
+        args += ["--set-json", s[5:]] if s.startswith("json:") else ["--set", s]
     return load_docs(helm(*args).stdout)
 
 
@@ -129,9 +133,22 @@ def template_equals_plain():
     return "     | %d objects equal" % len(plain_docs())
 
 
+def ownership_metadata():
+    # Every plain object carries Helm's ownership metadata, so `helm install udf-sandbox` adopts
+    # what `kubectl apply -f manifests/` made (the chart renders the same, by the equality above).
+    missing = []
+    for d in load_files(yaml_files(MANIFESTS_DIR)):
+        md = d["metadata"]
+        if (md.get("labels", {}).get("app.kubernetes.io/managed-by") != "Helm"
+                or md.get("annotations", {}).get("meta.helm.sh/release-name") != "udf-sandbox"
+                or md.get("annotations", {}).get("meta.helm.sh/release-namespace") != "default"):
+            missing.append(object_key(d))
+    check(not missing, "objects without Helm's ownership metadata: %s" % missing)
+
+
 def comparison_really_diffs():
     # A single changed value must show up, or the equality above proves nothing.
-    for s, want in [("operator.replicas=2", "replicas: 2"),
+    for s, want in [("operator.replicas=3", "replicas: 3"),
                     ("operator.logLevel=debug", "- --log-level=debug"),
                     ("defaultPool.replicas=3", "replicas: 3"),
                     ("worker.image.tag=v2", "- --worker-image=localhost/udf-worker:v2"),
@@ -163,6 +180,10 @@ def values_render():
     check("--leader-elect=false" in c["args"] and "--grpc-bind-address=:6000" in c["args"], c["args"])
     # The worker image's tag defaults to the chart's appVersion, as the operator's does.
     app_version = yaml.safe_load(open(os.path.join(CHART_DIR, "Chart.yaml")))["appVersion"]
+    check(not [a for a in c["args"] if a.startswith("--pool-selector")], c["args"])
+    c = find(template("operator.poolSelector=team=a"), "Deployment", "udf-operator")["spec"]["template"]["spec"]["containers"][0]
+    check("--pool-selector=team=a" in c["args"], c["args"])
+    c = dep["spec"]["template"]["spec"]["containers"][0]
     check("--default-pool=sandboxes-x/shared" in c["args"]
           and "--worker-image=registry.test/udf-worker:%s" % app_version in c["args"], c["args"])
     check(c["ports"][0]["containerPort"] == 6000, c["ports"])
@@ -207,6 +228,47 @@ def values_render():
     check("functionNamespaceSelector" not in pool["spec"], pool["spec"])
 
 
+def monitoring_render():
+    # Off by default (their CRDs are not in every cluster): the equality above already says so.
+    kinds = {d["kind"] for d in template()}
+    check(not kinds & {"ServiceMonitor", "PrometheusRule"}, kinds)
+    docs = template("monitoring.serviceMonitor.enabled=true", "monitoring.prometheusRule.enabled=true",
+                    "monitoring.serviceMonitor.interval=15s", "monitoring.serviceMonitor.labels.release=prom",
+                    "monitoring.prometheusRule.labels.release=prom", "monitoring.prometheusRule.poolEmptyFor=7m",
+                    "monitoring.prometheusRule.reconcileErrorsFor=20m", "monitoring.prometheusRule.severity=critical",
+                    "json:monitoring.prometheusRule.specializationFailureRatio=0.25",
+                    "namespace.name=udf-x", "operator.name=udf-op")
+    sm = find(docs, "ServiceMonitor", "udf-op")
+    svc = find(docs, "Service", "udf-op-metrics")
+    check(sm["metadata"]["namespace"] == "udf-x" and sm["metadata"]["labels"]["release"] == "prom", sm["metadata"])
+    # It selects the metrics Service by its labels and scrapes its port by name.
+    sel = sm["spec"]["selector"]["matchLabels"]
+    check(all(svc["metadata"]["labels"].get(k) == v for k, v in sel.items()), (sel, svc["metadata"]["labels"]))
+    check(sm["spec"]["namespaceSelector"] == {"matchNames": ["udf-x"]}, sm["spec"])
+    ep = sm["spec"]["endpoints"]
+    check(len(ep) == 1 and ep[0]["port"] == svc["spec"]["ports"][0]["name"] and ep[0]["path"] == "/metrics"
+          and ep[0]["interval"] == "15s" and ep[0]["scrapeTimeout"] == "10s", ep)
+    rule = find(docs, "PrometheusRule", "udf-op")
+    check(rule["metadata"]["labels"]["release"] == "prom", rule["metadata"])
+    rules = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    # Each alert names metrics the operator exports (operator/main.c, operator/controllers/).
+    want = {"UdfWarmPoolEmpty": ("udf_pool_ready_pods", "7m"),
+            "UdfSpecializationsFailing": ("udf_function_specializations_total", "10m"),
+            "UdfReconcileErrors": ('udf_controller_reconciles_total{result="error"}', "20m"),
+            "UdfOperatorApiServerUnreachable": ('udf_operator_apiserver_probes_total{result="failed"}', "5m"),
+            "UdfOperatorDown": ('up{job="udf-op-metrics", namespace="udf-x"}', "5m")}
+    check(sorted(rules) == sorted(want), sorted(rules))
+    for name, (metric, duration) in want.items():
+        r = rules[name]
+        check(metric in r["expr"] and r["for"] == duration and r["labels"]["severity"] == "critical"
+              and r["annotations"]["summary"], (name, r))
+    check("> 0.25" in rules["UdfSpecializationsFailing"]["expr"], rules["UdfSpecializationsFailing"]["expr"])
+    check("{{ $labels.pool }}" in rules["UdfWarmPoolEmpty"]["annotations"]["summary"], "alert templating escaped")
+    # One without the other.
+    kinds = {d["kind"] for d in template("monitoring.prometheusRule.enabled=true")}
+    check("PrometheusRule" in kinds and "ServiceMonitor" not in kinds, kinds)
+
+
 def schema_rejects():
     # values.schema.json stops a bad value before anything reaches the API server.
     for s, want in [("defaultPool.replicas=-1", "/defaultPool/replicas"),
@@ -222,6 +284,14 @@ def schema_rejects():
                     ("sandboxNetworkPolicy.blockedCIDRs={10.0.0.0/8}", "/sandboxNetworkPolicy/blockedCIDRs"),
                     ("sandboxNetworkPolicy.blockedCIDRs={10.0.0.0/8,fc00::/7,example.com}",
                      "/sandboxNetworkPolicy/blockedCIDRs/2"),
+                    ("monitoring.serviceMonitor.enabled=yes", "/monitoring/serviceMonitor/enabled"),
+                    ("monitoring.serviceMonitor.interval=30", "/monitoring/serviceMonitor/interval"),
+                    ("monitoring.prometheusRule.poolEmptyFor=five", "/monitoring/prometheusRule/poolEmptyFor"),
+                    ("monitoring.prometheusRule.severity=page", "/monitoring/prometheusRule/severity"),
+                    ("monitoring.prometheusRule.specializationFailureRatio=0", "specializationFailureRatio"),
+                    ("monitoring.prometheusRule.specializationFailureRatio=2", "specializationFailureRatio"),
+                    ("monitoring.alerts=true", "/monitoring"),
+                    ("operator.poolSelector=5", "/operator/poolSelector"),
                     ("worker.imag=x", "/worker")]:
         p = helm("template", "udf-sandbox", CHART_DIR, "--set", s, check_rc=False)
         check(p.returncode != 0 and "values don't meet the specifications of the schema" in p.stderr
@@ -487,6 +557,56 @@ def cluster_cases(kube):
         check(p.returncode != 0, "ClusterRole left behind")
         # Helm keeps CRDs on uninstall (so users' objects survive); they are still there.
         kube.kubectl("get", "crd", "udffunctions.udf.sandbox.io")
+        # And the RuntimeClass (helm.sh/resource-policy: keep): other workloads may use it.
+        kube.kubectl("get", "runtimeclass", "gvisor")
+
+    def release_objects():
+        manifest = helm("get", "manifest", "udf-sandbox", "--namespace", "default", kubeconfig=kubeconfig).stdout
+        return {object_key(d) for d in load_docs(manifest)}
+
+    def helm_adopts_plain():
+        # Someone applied manifests/ before (client-side, as the README's first way): every object
+        # exists, with the ownership metadata the plain manifests carry, and helm takes them over.
+        kube.kubectl("apply", "-f", MANIFESTS_DIR)
+        out = helm("install", "udf-sandbox", CHART_DIR, "--namespace", "default", kubeconfig=kubeconfig).stdout
+        check("STATUS: deployed" in out, out)
+        plain = {object_key(d) for d in load_files(yaml_files(MANIFESTS_DIR))}
+        check(release_objects() == plain, "release holds %s, manifests/ %s" % (sorted(release_objects()), sorted(plain)))
+        dep = json.loads(kube.kubectl("get", "-n", "udf-system", "deploy", "udf-operator", "-o", "json").stdout)
+        check(dep["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm", dep["metadata"])
+        helm("uninstall", "udf-sandbox", "--namespace", "default", "--wait", kubeconfig=kubeconfig)
+        for what in ["namespace/udf-system", "namespace/udf-sandboxes", "clusterrole/udf-operator"]:
+            p = kube.kubectl("get", what, check_rc=False)
+            check(p.returncode != 0, "%s left behind by helm uninstall" % what)
+
+    def helm_over_foreign_runtimeclass():
+        # The node (hack/node.sh) and GKE Sandbox create RuntimeClass gvisor themselves, without
+        # Helm's metadata: the chart uses it as it is and never takes it over or deletes it.
+        kube.kubectl("delete", "runtimeclass", "gvisor")
+        foreign = "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: gvisor\nhandler: runsc\n"
+        kube.kubectl("apply", "-f", "-", input=foreign)
+        out = helm("install", "udf-sandbox", CHART_DIR, "--namespace", "default", kubeconfig=kubeconfig).stdout
+        check("STATUS: deployed" in out, out)
+        check("node.k8s.io/v1/RuntimeClass /gvisor" not in release_objects(), release_objects())
+        helm("upgrade", "udf-sandbox", CHART_DIR, "--namespace", "default", "--reuse-values",
+             "--set", "defaultPool.replicas=3", kubeconfig=kubeconfig)
+        check("node.k8s.io/v1/RuntimeClass /gvisor" not in release_objects(), release_objects())
+        helm("uninstall", "udf-sandbox", "--namespace", "default", "--wait", kubeconfig=kubeconfig)
+        rc = json.loads(kube.kubectl("get", "runtimeclass", "gvisor", "-o", "json").stdout)
+        check("meta.helm.sh/release-name" not in rc["metadata"].get("annotations", {}), rc["metadata"])
+
+    def helm_refuses_other_handler():
+        # A RuntimeClass of that name with another handler would run sandbox pods on the wrong
+        # runtime: the install stops before creating anything and says why.
+        kube.kubectl("delete", "runtimeclass", "gvisor")
+        other = "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: gvisor\nhandler: runc\n"
+        kube.kubectl("apply", "-f", "-", input=other)
+        p = helm("install", "udf-sandbox", CHART_DIR, "--namespace", "default", kubeconfig=kubeconfig,
+                 check_rc=False)
+        check(p.returncode != 0 and 'RuntimeClass gvisor exists with handler "runc"' in p.stderr, p.stdout + p.stderr)
+        check(kube.kubectl("get", "namespace", "udf-system", check_rc=False).returncode != 0,
+              "a refused install created udf-system")
+        kube.kubectl("delete", "runtimeclass", "gvisor")
 
     return [
         ("server-side dry run of crds/ on a fresh cluster", dry_run_crds),
@@ -501,6 +621,9 @@ def cluster_cases(kube):
         ("helm install (default values: the default pool too)", helm_install),
         ("helm upgrade changes pool size, service type, election", helm_upgrade),
         ("helm uninstall", helm_uninstall),
+        ("helm install adopts what kubectl apply -f manifests/ made", helm_adopts_plain),
+        ("helm install beside the node's RuntimeClass gvisor", helm_over_foreign_runtimeclass),
+        ("helm install refuses a gvisor RuntimeClass of another handler", helm_refuses_other_handler),
     ]
 
 
@@ -514,8 +637,10 @@ def main():
         ("every CRD field has a description", every_field_described),
         ("helm lint --strict is clean", lint),
         ("helm template (defaults) equals crds/ + manifests/", template_equals_plain),
+        ("every plain object carries Helm's ownership metadata", ownership_metadata),
         ("a changed value makes the comparison fail", comparison_really_diffs),
         ("non-default values render", values_render),
+        ("ServiceMonitor and PrometheusRule (off by default)", monitoring_render),
         ("values.schema.json rejects bad values", schema_rejects),
         ("sandbox NetworkPolicy shape", network_policy_shape),
         ("callers confined: operator NetworkPolicy, TLS", callers_confined),

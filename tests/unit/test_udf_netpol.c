@@ -109,6 +109,50 @@ static int port_of(const cJSON *rule, int i)
 	return port->valueint;
 }
 
+/* The manifest carries Helm's ownership metadata (so helm adopts what kubectl applied); a
+ * stamped copy belongs to no release and drops it, keeping every other label. */
+static void stamped_drops_helm_ownership(void **state)
+{
+	size_t len;
+	char *text = read_manifest(&len);
+	assert_non_null(strstr(text, "meta.helm.sh/release-name: udf-sandbox"));
+	assert_non_null(strstr(text, "app.kubernetes.io/managed-by: Helm"));
+	struct udf_netpol *np = NULL;
+	cJSON *o = NULL;
+	assert_int_equal(udf_netpol_new("op-ns", &np), 0);
+	assert_true(udf_netpol_count(np) >= 1);
+	for (int i = 0; i < udf_netpol_count(np); i++) {
+		assert_int_equal(udf_netpol_object(np, i, "tenant-a", &o), 0);
+		assert_null(at(o, "metadata.annotations"));
+		const cJSON *labels = at(o, "metadata.labels");
+		assert_null(
+		    cJSON_GetObjectItemCaseSensitive(labels, "app.kubernetes.io/managed-by"));
+		assert_string_equal(
+		    cJSON_GetObjectItemCaseSensitive(labels, "app.kubernetes.io/part-of")
+			->valuestring,
+		    "udf-sandbox");
+		cJSON_Delete(o);
+	}
+	udf_netpol_free(np);
+
+	/* Other annotations stay. */
+	const char *y = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+			"metadata:\n  name: p\n  annotations:\n    meta.helm.sh/release-name: r\n"
+			"    helm.sh/resource-policy: keep\n    note: kept\n"
+			"  labels:\n    app.kubernetes.io/managed-by: Helm\n    a: b\n"
+			"spec:\n  ingress:\n    - from:\n        - namespaceSelector:\n"
+			"            matchLabels:\n              kubernetes.io/metadata.name: x\n";
+	assert_int_equal(udf_netpol_parse(y, strlen(y), "op-ns", &np), 0);
+	assert_int_equal(udf_netpol_object(np, 0, "t", &o), 0);
+	const cJSON *ann = at(o, "metadata.annotations");
+	assert_int_equal(cJSON_GetArraySize(ann), 1);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(ann, "note")->valuestring, "kept");
+	assert_int_equal(cJSON_GetArraySize(at(o, "metadata.labels")), 1);
+	cJSON_Delete(o);
+	udf_netpol_free(np);
+	free(text);
+}
+
 /* What the policy must say, whatever the YAML looks like (issue 11). */
 static void policy_says_what_it_must(void **state)
 {
@@ -302,6 +346,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(stamped_equals_manifest),
+	    cmocka_unit_test(stamped_drops_helm_ownership),
 	    cmocka_unit_test(policy_says_what_it_must),
 	    cmocka_unit_test(operator_namespace_from_environment),
 	    cmocka_unit_test(bad_input_refused),

@@ -18,3 +18,21 @@ app.kubernetes.io/component: operator
 {{- define "udf-sandbox.workerImage" -}}
 {{ .Values.worker.image.repository }}:{{ .Values.worker.image.tag | default .Chart.AppVersion }}
 {{- end -}}
+
+{{/* Helm's ownership metadata, rendered by the chart itself so that the plain manifests, which
+carry it too, equal `helm template`; with it `helm install` adopts objects that
+`kubectl apply -f manifests/` created. */}}
+{{- define "udf-sandbox.managedBy" -}}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "udf-sandbox.release" -}}
+meta.helm.sh/release-name: {{ .Release.Name }}
+meta.helm.sh/release-namespace: {{ .Release.Namespace }}
+{{- end -}}
+
+{{/* Labels of an object (not of a pod template): the common ones and Helm's. */}}
+{{- define "udf-sandbox.objectLabels" -}}
+{{ include "udf-sandbox.labels" . }}
+{{ include "udf-sandbox.managedBy" . }}
+{{- end -}}
