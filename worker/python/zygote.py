@@ -144,6 +144,7 @@ class _Spare:
             _wait_reparented(intermediate)
             _rename_argv(b"zygote.py", b"spare.py\0")
             udf_stub.warm_up()
+            theirs.send(b"up")
             try:
                 msg, fds, _, _ = socket.recv_fds(theirs, 1 << 20, 2)
             except OSError:
@@ -156,6 +157,14 @@ class _Spare:
 
         self.pid = _fork_detached(child)
         theirs.close()
+        # Until it says "up" it still looks like the zygote and is warming up: the zygote
+        # reports ready (and takes requests) after that.
+        self.sock.settimeout(10)
+        try:
+            self.sock.recv(8)
+        except OSError:
+            pass
+        self.sock.settimeout(None)
 
     def hand(self, msg, fds, t_request):
         """Gives the request to the spare; False when it is gone (then fork as usual)."""
