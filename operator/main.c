@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "api/functions.h"
+#include "controllers/function.h"
 #include "controllers/pool.h"
 #include "grpc/health.h"
 #include "grpc/resource_service.h"
@@ -46,6 +47,9 @@ struct options {
 	const char *allowed_runtime_classes;
 	const char *default_pool;
 	const char *pool_selector;
+	/* functions (issue 13) */
+	int run_pools, run_functions;
+	const char *function_ns_selector;
 };
 
 struct operator_state {
@@ -56,7 +60,8 @@ struct operator_state {
 	atomic_llong probes_failed;
 	atomic_int leading;
 	char server_version[64];
-	struct pool_controller *pools; /* reconciles only while this replica leads */
+	struct pool_controller *pools;	       /* reconciles only while this replica leads */
+	struct function_controller *functions; /* likewise; NULL with --controllers=pools */
 };
 
 static void usage(FILE *out)
@@ -92,6 +97,10 @@ static void usage(FILE *out)
 	    "                              udf-sandboxes/default)\n"
 	    "  --pool-selector SELECTOR    reconcile only the pools with these labels (tests\n"
 	    "                              that share a cluster; default: every pool)\n"
+	    "  --controllers LIST          the reconcilers to run: pools, functions, both\n"
+	    "                              (default pools,functions; none: \"\")\n"
+	    "  --function-namespace-selector K=V[,K=V]  reconcile only the UdfFunctions of\n"
+	    "                              namespaces with these labels (default: all)\n"
 	    "  --health-bind-address ADDR  HTTP /healthz, /readyz, /metrics (default :8081;\n"
 	    "                              0 disables)\n"
 	    "  --log-format text|json      log line format (default text)\n"
@@ -118,7 +127,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 		OPT_WORKER_IMAGE,
 		OPT_ALLOWED_RC,
 		OPT_DEFAULT_POOL,
-		OPT_POOL_SELECTOR
+		OPT_POOL_SELECTOR,
+		OPT_CONTROLLERS,
+		OPT_FN_NS_SELECTOR
 	};
 	static const struct option longopts[] = {
 	    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
@@ -134,6 +145,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"allowed-runtime-classes", required_argument, NULL, OPT_ALLOWED_RC},
 	    {"default-pool", required_argument, NULL, OPT_DEFAULT_POOL},
 	    {"pool-selector", required_argument, NULL, OPT_POOL_SELECTOR},
+	    {"controllers", required_argument, NULL, OPT_CONTROLLERS},
+	    {"function-namespace-selector", required_argument, NULL, OPT_FN_NS_SELECTOR},
 	    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 	    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	    {"version", no_argument, NULL, OPT_VERSION},
@@ -194,6 +207,30 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_POOL_SELECTOR:
 			o->pool_selector = optarg;
 			break;
+		case OPT_FN_NS_SELECTOR:
+			o->function_ns_selector = optarg;
+			break;
+		case OPT_CONTROLLERS: {
+			char buf[128];
+			snprintf(buf, sizeof(buf), "%s", optarg);
+			o->run_pools = o->run_functions = 0;
+			char *save = NULL;
+			for (char *t = strtok_r(buf, ",", &save); t;
+			     t = strtok_r(NULL, ",", &save)) {
+				if (strcmp(t, "pools") == 0) {
+					o->run_pools = 1;
+				} else if (strcmp(t, "functions") == 0) {
+					o->run_functions = 1;
+				} else {
+					fprintf(stderr,
+						"udf-operator: --controllers takes pools and/or "
+						"functions, not \"%s\"\n",
+						t);
+					return -EINVAL;
+				}
+			}
+			break;
+		}
 		case OPT_LOG_FORMAT:
 			if (log_parse_format(optarg, &o->log_format) < 0) {
 				fprintf(stderr,
@@ -329,11 +366,13 @@ static void http_handler(const char *path, int *status, char **body, const char 
 			 atomic_load(&st->reachable), (long long)atomic_load(&st->probes_ok),
 			 (long long)atomic_load(&st->probes_failed), atomic_load(&st->leading));
 		char *pools = st->pools ? pool_controller_metrics(st->pools) : NULL;
-		size_t n = strlen(buf) + (pools ? strlen(pools) : 0) + 1;
+		char *fns = st->functions ? function_controller_metrics(st->functions) : NULL;
+		size_t n = strlen(buf) + (pools ? strlen(pools) : 0) + (fns ? strlen(fns) : 0) + 1;
 		*body = malloc(n);
 		if (*body)
-			snprintf(*body, n, "%s%s", buf, pools ? pools : "");
+			snprintf(*body, n, "%s%s%s", buf, pools ? pools : "", fns ? fns : "");
 		free(pools);
+		free(fns);
 		*status = 200;
 		*ctype = "text/plain; version=0.0.4";
 	} else {
@@ -348,6 +387,8 @@ static void on_started_leading(void *arg)
 	log_info("main", "leading: this replica reconciles");
 	if (st->pools && pool_controller_start(st->pools) < 0)
 		log_error("main", "cannot start the UdfWarmPool controller");
+	if (st->functions && function_controller_start(st->functions) < 0)
+		log_error("main", "cannot start the UdfFunction controller");
 }
 
 static void on_new_leader(void *arg, const char *identity)
@@ -390,7 +431,8 @@ struct watches {
 	struct kube_informer *functions;	 /* UdfFunctions, all namespaces */
 	struct kube_informer *tenant_namespaces; /* namespaces the gRPC service made */
 	struct kube_informer *pools;		 /* UdfWarmPools (--pool-selector) */
-	struct kube_informer *pods;		 /* sandbox pods, indexed by pool */
+	struct kube_informer *pods;		 /* sandbox pods, indexed by pool and function */
+	struct kube_informer *namespaces;	 /* every namespace (tenants, pool selectors) */
 };
 
 static int watches_new(struct kube_client *kube, const struct options *o, struct watches *w)
@@ -403,7 +445,8 @@ static int watches_new(struct kube_client *kube, const struct options *o, struct
 					 .label_selector = UDF_LABEL_TENANT_NS "=true"};
 	static const struct kube_res res_pools = {"apis/udf.sandbox.io/v1alpha1", "udfwarmpools"};
 	static const struct kube_res res_pods = {"api/v1", "pods"};
-	static const char *const by_pool[] = {UDF_LABEL_POOL, NULL};
+	static const char *const by_pool[] = {UDF_LABEL_POOL, UDF_LABEL_FUNCTION_UID, NULL};
+	struct kube_informer_opts allns = {.res = &res_namespaces};
 	struct kube_informer_opts po = {.res = &res_pools, .label_selector = o->pool_selector};
 	struct kube_informer_opts so = {.res = &res_pods,
 					.label_selector = UDF_LABEL_MANAGED_BY "=" UDF_MANAGER,
@@ -417,6 +460,8 @@ static int watches_new(struct kube_client *kube, const struct options *o, struct
 		rc = kube_informer_add(w->loop, &po, &w->pools);
 	if (rc == 0)
 		rc = kube_informer_add(w->loop, &so, &w->pods);
+	if (rc == 0)
+		rc = kube_informer_add(w->loop, &allns, &w->namespaces);
 	return rc;
 }
 
@@ -431,6 +476,8 @@ int main(int argc, char **argv)
 	    .worker_image = "localhost/udf-worker:dev",
 	    .allowed_runtime_classes = "gvisor",
 	    .default_pool = "udf-sandboxes/default",
+	    .run_pools = 1,
+	    .run_functions = 1,
 	};
 	struct operator_state st = {0};
 	struct kube_config *cfg = NULL;
@@ -492,8 +539,26 @@ int main(int argc, char **argv)
 	    .worker_image = o.worker_image,
 	    .allowed_runtime_classes = o.allowed_runtime_classes,
 	};
-	if (pool_controller_new(&pco, &st.pools) < 0) {
+	if (o.run_pools && pool_controller_new(&pco, &st.pools) < 0) {
 		log_error("main", "cannot create the UdfWarmPool controller");
+		goto out_rpc;
+	}
+	/* The UdfFunction controller: its handlers join the same informers (the UdfFunctions
+	 * are watched once, for the gRPC services and it). */
+	struct function_controller_opts fco = {
+	    .kube = st.kube,
+	    .functions = w.functions,
+	    .pools = w.pools,
+	    .pods = w.pods,
+	    .namespaces = w.namespaces,
+	    .default_pool = o.default_pool,
+	    .worker_image = o.worker_image,
+	    .allowed_runtime_classes = o.allowed_runtime_classes,
+	    .namespace_selector = o.function_ns_selector,
+	};
+	if (o.run_functions && function_controller_new(&fco, &st.functions) < 0) {
+		log_error("main", "cannot create the UdfFunction controller (is "
+				  "--function-namespace-selector K=V[,K=V]?)");
 		goto out_rpc;
 	}
 	if (functions_new(&fo, &fns) < 0 || functions_start(fns) < 0 ||
@@ -501,8 +566,12 @@ int main(int argc, char **argv)
 		log_error("main", "cannot start the UdfFunction informers");
 		goto out_rpc;
 	}
-	if (!o.leader_elect && pool_controller_start(st.pools) < 0) {
+	if (!o.leader_elect && st.pools && pool_controller_start(st.pools) < 0) {
 		log_error("main", "cannot start the UdfWarmPool controller");
+		goto out_rpc;
+	}
+	if (!o.leader_elect && st.functions && function_controller_start(st.functions) < 0) {
+		log_error("main", "cannot start the UdfFunction controller");
 		goto out_rpc;
 	}
 	if (health_register(rpc, st.health) < 0 || udf_service_register(rpc, fns) < 0 ||
@@ -546,9 +615,11 @@ out_rpc:
 	functions_shutdown(fns); /* parked calls answer now, so the server need not wait */
 	rpc_server_stop(rpc, 5000);
 	pool_controller_stop(st.pools); /* its workers read the informers */
-	kube_informers_free(w.loop);	/* no handler runs after this */
+	function_controller_stop(st.functions);
+	kube_informers_free(w.loop); /* no handler runs after this */
 	functions_free(fns);
 	pool_controller_free(st.pools);
+	function_controller_free(st.functions);
 out_health:
 	health_state_free(st.health);
 out_kube:
