@@ -124,6 +124,11 @@ def apply(ns, manifest):
     return k("-n", ns, "apply", "-f", "-", input=json.dumps(manifest))
 
 
+def apply_raw(manifest):
+    """Applies a cluster-scoped object (or one whose manifest names its namespace)."""
+    return k("apply", "-f", "-", input=json.dumps(manifest))
+
+
 def operator(kubeconfig, *extra):
     """The real operator, reconciling only this run's pools."""
     return OperatorProcess(kubeconfig, "--pool-selector", f"{POOL_LABEL}={RUN_ID}", *extra)

@@ -25,6 +25,9 @@ resource_pb2, resource_pb2_grpc = load("resource")
 
 PID = os.getpid()
 NS_PREFIX = f"gt{PID % 100000}-"
+# These tests play the function controller themselves (tests/lib/function_controller.py), so
+# the operator runs without its own; tests/controllers/ runs the real one.
+FAKE_CONTROLLER_ARGS = ("--controllers=pools",)
 
 
 def log(msg):
@@ -69,6 +72,7 @@ class Env:
         self.kube.ensure_crds(SOURCE_DIR)
         self.fc = FunctionController(self.kube)
         self.op = OperatorProcess(self.kubeconfig, "--tenant-namespace-prefix", NS_PREFIX,
+                                  *FAKE_CONTROLLER_ARGS,
                                   *extra_args)
         self.op.__enter__()
         self.channel = grpc.insecure_channel(

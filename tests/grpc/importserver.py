@@ -13,8 +13,9 @@ import urllib.parse
 
 
 class ImportServer:
-    def __init__(self, files, etags=True):
+    def __init__(self, files, etags=True, host="127.0.0.1"):
         self.files = dict(files)
+        self.host = host
         self.etags = etags
         self.requests = []
         self._seq = itertools.count(1)
@@ -51,13 +52,13 @@ class ImportServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def presign(self, name):
         n = next(self._seq)
-        return (f"http://127.0.0.1:{self.port}/{name}?X-Amz-Date=2026{n:08d}"
+        return (f"http://{self.host}:{self.port}/{name}?X-Amz-Date=2026{n:08d}"
                 f"&X-Amz-Signature={hashlib.sha256(str(n).encode()).hexdigest()}")
 
     def __enter__(self):
