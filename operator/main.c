@@ -50,6 +50,7 @@ struct options {
 	/* functions (issue 13) */
 	int run_pools, run_functions;
 	const char *function_ns_selector;
+	long long default_idle_timeout_s;
 };
 
 struct operator_state {
@@ -99,6 +100,9 @@ static void usage(FILE *out)
 	    "                              that share a cluster; default: every pool)\n"
 	    "  --controllers LIST          the reconcilers to run: pools, functions, both\n"
 	    "                              (default pools,functions; none: \"\")\n"
+	    "  --default-idle-timeout D    idle timeout of the functions gRPC calls create, e.g.\n"
+	    "                              600, 90s, 10m, 1h; 0 never scales them to zero\n"
+	    "                              (default 10m)\n"
 	    "  --function-namespace-selector K=V[,K=V]  reconcile only the UdfFunctions of\n"
 	    "                              namespaces with these labels (default: all)\n"
 	    "  --health-bind-address ADDR  HTTP /healthz, /readyz, /metrics (default :8081;\n"
@@ -129,7 +133,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		OPT_DEFAULT_POOL,
 		OPT_POOL_SELECTOR,
 		OPT_CONTROLLERS,
-		OPT_FN_NS_SELECTOR
+		OPT_FN_NS_SELECTOR,
+		OPT_IDLE_TIMEOUT
 	};
 	static const struct option longopts[] = {
 	    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
@@ -146,6 +151,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"default-pool", required_argument, NULL, OPT_DEFAULT_POOL},
 	    {"pool-selector", required_argument, NULL, OPT_POOL_SELECTOR},
 	    {"controllers", required_argument, NULL, OPT_CONTROLLERS},
+	    {"default-idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 	    {"function-namespace-selector", required_argument, NULL, OPT_FN_NS_SELECTOR},
 	    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 	    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -207,6 +213,24 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_POOL_SELECTOR:
 			o->pool_selector = optarg;
 			break;
+		case OPT_IDLE_TIMEOUT: {
+			char *end = NULL;
+			long long v = strtoll(optarg, &end, 10);
+			long long mult = !end || !*end		 ? 1
+					 : strcmp(end, "s") == 0 ? 1
+					 : strcmp(end, "m") == 0 ? 60
+					 : strcmp(end, "h") == 0 ? 3600
+								 : -1;
+			if (end == optarg || v < 0 || mult < 0 || v > 31536000 / mult) {
+				fprintf(stderr,
+					"udf-operator: --default-idle-timeout takes seconds or a "
+					"duration such as 90s, 10m or 1h, not \"%s\"\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->default_idle_timeout_s = v * mult;
+			break;
+		}
 		case OPT_FN_NS_SELECTOR:
 			o->function_ns_selector = optarg;
 			break;
@@ -478,6 +502,7 @@ int main(int argc, char **argv)
 	    .default_pool = "udf-sandboxes/default",
 	    .run_pools = 1,
 	    .run_functions = 1,
+	    .default_idle_timeout_s = 600,
 	};
 	struct operator_state st = {0};
 	struct kube_config *cfg = NULL;
@@ -529,7 +554,8 @@ int main(int argc, char **argv)
 	struct functions_options fo = {.kube = st.kube,
 				       .inf_functions = w.functions,
 				       .inf_tenant_ns = w.tenant_namespaces,
-				       .ns_prefix = o.tenant_ns_prefix};
+				       .ns_prefix = o.tenant_ns_prefix,
+				       .default_idle_timeout_s = o.default_idle_timeout_s};
 	/* The UdfWarmPool controller: its handlers join the loop now, its workers start when
 	 * this replica leads (at once without --leader-elect). */
 	struct pool_controller_opts pco = {

@@ -821,7 +821,8 @@ static void pool_ref(struct function_controller *fc, const cJSON *fn, char out[3
 		snprintf(out, 320, "%s", fc->default_pool);
 }
 
-static int desired_replicas(const cJSON *fn, int64_t *wake_s)
+/* Pods the spec asks for, before the idle timeout. */
+static int desired_replicas(const cJSON *fn)
 {
 	if (!fn_runs_code(fn))
 		return 0;
@@ -834,19 +835,45 @@ static int desired_replicas(const cJSON *fn, int64_t *wake_s)
 		r = lo;
 	if (hi >= 0 && r > hi)
 		r = hi;
-	long long idle = k8s_int(fn, "spec.idleTimeoutSeconds", 0);
-	if (idle > 0 && r > 0) {
-		int64_t last = parse_time(k8s_str(fn, "status.lastUsedTime"));
-		int64_t created = parse_time(k8s_str(fn, "metadata.creationTimestamp"));
-		if (created > last)
-			last = created;
-		int64_t now = (int64_t)time(NULL);
-		if (last && now - last >= idle)
-			return 0;
-		if (last)
-			*wake_s = last + idle - now + 1;
-	}
 	return (int)r;
+}
+
+/* The idle timeout: 0 pods once spec.idleTimeoutSeconds passed since the last use, which is
+ * status.lastUsedTime (the gRPC service's), the creation, or, asked only when those say it is
+ * time, the newest Flight call a pod's worker counted (/stats: functions applied with kubectl
+ * are called without the gRPC service). *last_used_s gets a newer use found that way (to be
+ * written to the status), *wake_s when to look again. */
+static int idle_expired(const cJSON *fn, const cJSON *pods, long long *last_used_s, int64_t *wake_s)
+{
+	long long idle = k8s_int(fn, "spec.idleTimeoutSeconds", 0);
+	*last_used_s = 0;
+	if (idle <= 0)
+		return 0;
+	int64_t last = parse_time(k8s_str(fn, "status.lastUsedTime"));
+	int64_t created = parse_time(k8s_str(fn, "metadata.creationTimestamp"));
+	int64_t now = (int64_t)time(NULL);
+	if (created > last)
+		last = created;
+	if (now - last < idle) {
+		*wake_s = last + idle - now + 1;
+		return 0;
+	}
+	const cJSON *pod;
+	cJSON_ArrayForEach(pod, pods)
+	{
+		const char *ip = k8s_str(pod, "status.podIP");
+		long long used = 0;
+		char err[256];
+		if (ip && !k8s_get(pod, "metadata.deletionTimestamp") &&
+		    specialize_last_use(ip, &used, err, sizeof(err)) == 0 && used > last)
+			last = used;
+	}
+	if (now - last < idle) {
+		*last_used_s = last;
+		*wake_s = last + idle - now + 1;
+		return 0;
+	}
+	return 1;
 }
 
 static int finalize(struct function_controller *fc, const char *key, const cJSON *fn,
@@ -928,7 +955,10 @@ static int reconcile(struct function_controller *fc, const char *key)
 	if (urls)
 		pool_pod_token_sha256(urls, urls_hash); /* any sha256 of the text will do */
 	int64_t gen = k8s_int(fn, "metadata.generation", 0);
-	int desired = desired_replicas(fn, &wake_s);
+	long long used_s = 0;
+	int desired = desired_replicas(fn);
+	if (desired > 0 && idle_expired(fn, pods, &used_s, &wake_s))
+		desired = 0;
 	if (wake_s > 0 && wake_s * 1000 < wake_ms)
 		wake_ms = wake_s * 1000;
 
@@ -1138,6 +1168,11 @@ static int reconcile(struct function_controller *fc, const char *key)
 	else
 		cJSON_AddNullToObject(s, "launchType");
 	cJSON_AddNumberToObject(s, "observedGeneration", (double)gen);
+	char used[32];
+	if (used_s) {
+		format_time(used_s, used);
+		cJSON_AddStringToObject(s, "lastUsedTime", used);
+	}
 
 	char msg[1024];
 	struct cond ready = {"Ready", "False", "Specializing", ""};
@@ -1199,7 +1234,7 @@ static int reconcile(struct function_controller *fc, const char *key)
 			continue;
 		cJSON_AddItemToArray(conds, condition(old_status, &sc, gen));
 	}
-	if (!status_same(old_status, s)) {
+	if (used_s || !status_same(old_status, s)) {
 		char *body = cJSON_PrintUnformatted(patch);
 		if (body) {
 			atomic_fetch_add(&fc->api_requests, 1);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -38,14 +39,15 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 }
 
 /* One request. The Authorization header is built in a buffer cleansed after use. */
-static int request(const char *ip, const char *token, const char *method, const char *path,
-		   const char *body, long *status, struct answer *a, char *err, size_t errlen)
+static int request_port(const char *ip, int port, const char *token, const char *method,
+			const char *path, const char *body, long *status, struct answer *a,
+			char *err, size_t errlen)
 {
 	char url[256], auth[128];
 	int rc = 0;
-	if (snprintf(url, sizeof(url), "http://%s:%d%s", ip, FN_CONTROL_PORT, path) >=
-		(int)sizeof(url) ||
-	    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token) >= (int)sizeof(auth))
+	if (snprintf(url, sizeof(url), "http://%s:%d%s", ip, port, path) >= (int)sizeof(url) ||
+	    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "") >=
+		(int)sizeof(auth))
 		return -ENAMETOOLONG;
 	CURL *e = curl_easy_init();
 	struct curl_slist *h = NULL, *h2 = NULL;
@@ -53,7 +55,7 @@ static int request(const char *ip, const char *token, const char *method, const 
 		OPENSSL_cleanse(auth, sizeof(auth));
 		return -ENOMEM;
 	}
-	h = curl_slist_append(NULL, auth);
+	h = curl_slist_append(NULL, token ? auth : "Accept: application/json");
 	OPENSSL_cleanse(auth, sizeof(auth));
 	if (h && body)
 		h2 = curl_slist_append(h, "Content-Type: application/json");
@@ -84,6 +86,38 @@ static int request(const char *ip, const char *token, const char *method, const 
 out:
 	curl_slist_free_all(h);
 	curl_easy_cleanup(e);
+	return rc;
+}
+
+static int request(const char *ip, const char *token, const char *method, const char *path,
+		   const char *body, long *status, struct answer *a, char *err, size_t errlen)
+{
+	return request_port(ip, FN_CONTROL_PORT, token, method, path, body, status, a, err, errlen);
+}
+
+int specialize_last_use(const char *pod_ip, long long *last_s, char *err, size_t errlen)
+{
+	struct answer a = {0};
+	long status = 0;
+	err[0] = '\0';
+	*last_s = 0;
+	int rc = request_port(pod_ip, FN_STATUS_PORT, NULL, "GET", "/stats", NULL, &status, &a, err,
+			      errlen);
+	if (rc == 0) {
+		cJSON *j = status == 200 && a.buf ? cJSON_Parse(a.buf) : NULL;
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "last_request_time");
+		struct tm tm = {0};
+		if (!j) {
+			snprintf(err, errlen, "status port of %s: /stats answered HTTP %ld", pod_ip,
+				 status);
+			rc = -EPROTO;
+		} else if (cJSON_IsString(t) &&
+			   strptime(t->valuestring, "%Y-%m-%dT%H:%M:%S", &tm)) {
+			*last_s = (long long)timegm(&tm);
+		}
+		cJSON_Delete(j);
+	}
+	free(a.buf);
 	return rc;
 }
 

@@ -36,4 +36,8 @@ struct worker_status {
 int specialize_status(const char *pod_ip, const char *control_token, struct worker_status *st,
 		      char *err, size_t errlen);
 
+/* GET /stats on the worker's status port (8080, no token): the last time a Flight call reached
+ * the function, in seconds since the epoch (0: never). 0 or a negative errno. */
+int specialize_last_use(const char *pod_ip, long long *last_s, char *err, size_t errlen);
+
 #endif

@@ -22,6 +22,7 @@
 #define FN_TOKEN_SUFFIX	 "-token"
 #define FN_FLIGHT_PORT	 8815
 #define FN_CONTROL_PORT	 9000
+#define FN_STATUS_PORT	 8080
 
 /* The tenant fn serves: spec.tenant, else the namespace's udf.sandbox.io/tenant annotation,
  * else the namespace's name (ns_obj may be NULL: then the function's namespace). Borrowed. */

@@ -29,6 +29,9 @@ resource_pb2, resource_pb2_grpc = load("resource")
 BRIDGE = "udfbr0"
 PREFIX = f"gf{os.getpid() % 100000}-"
 RETRY_WINDOW_S = 12.7
+# --default-idle-timeout of this run: above the gRPC service's 30 s between records of use,
+# so a call after a scale-down always records one.
+IDLE_S = 40
 
 
 def bridge_address():
@@ -109,7 +112,7 @@ def main():
         tns = make_tenant_namespace(tenant)
         try:
             with fl.operator(kubeconfig, "--tenant-namespace-prefix", PREFIX, "--default-pool",
-                             f"{ns.name}/warm") as op:
+                             f"{ns.name}/warm", "--default-idle-timeout", f"{IDLE_S}s") as op:
                 run(op, ns.name, tns, tenant, srv)
         finally:
             pl.k("delete", "namespace", tns, "--wait=false", check=False)
@@ -144,6 +147,8 @@ def run(op, pool_ns, tns, tenant, srv):
     fn = [f for f in pl.kjson("-n", tns, "get", "udffunctions")["items"]
           if f["spec"].get("handler") == "add_one"][0]
     pl.check(fn["status"].get("launchType") == "warm", "the gRPC function claimed a warm pod")
+    pl.check(fn["spec"].get("idleTimeoutSeconds") == IDLE_S,
+             f"--default-idle-timeout: spec.idleTimeoutSeconds {fn['spec'].get('idleTimeoutSeconds')}")
     again = udf.ApplyUdfResource(req, metadata=md(tenant), timeout=5)
     pl.check(again.endpoint == resp.endpoint, "a second call answers the same endpoint")
 
@@ -208,6 +213,38 @@ def run(op, pool_ns, tns, tenant, srv):
         if failed and err is not None:
             pl.check(failed[2][:60] in err.details(),
                      f"{ctype}: the call's message is the condition's")
+
+    # Idle: the function scales to zero; the urls it was created with expire; the next call
+    # wakes it with fresh urls, which the new pod's specialization uses.
+    srv.expire_all()
+    t0 = time.monotonic()
+    fn = fl.wait_function(tns, fn["metadata"]["name"], IDLE_S + 120,
+                          pred=lambda f: fl.cond(f, "Ready").get("reason") == "ScaledToZero"
+                          and not fl.claimed_pods(pool_ns, f),
+                          what="scaled to zero")
+    pl.check(True, f"scaled to zero {time.monotonic() - t0:.0f}s after the last use checks")
+    pl.check(not fn["status"].get("endpoint"), "no endpoint while scaled to zero")
+    fresh = srv.presign("helper.py")
+    req = udf_pb2.ApplyUdfResourceRequest(
+        spec=spec("add_one", code, [loc]),
+        imports=[udf_pb2.UdfImport(location=loc, url=fresh, tag="v1")])
+    t0 = time.monotonic()
+    try:
+        woke = udf.ApplyUdfResource(req, metadata=md(tenant), timeout=5)
+    except grpc.RpcError as e:
+        woke = None
+        pl.check(False, f"the waking call: {e.code()} {e.details()}")
+    if woke is not None:
+        pl.check(woke.endpoint.startswith("http://"),
+                 f"the waking call answered {woke.endpoint} in {time.monotonic() - t0:.2f}s")
+        ok, took, got = flight_within_window(woke.endpoint, "add_one",
+                                             woke.headers.get("x-authorization"), tenant,
+                                             [1, 41], [2, 42])
+        pl.check(ok, f"woken: Flight answers within the retry window ({took:.2f}s), the "
+                 f"import fetched with the fresh url: {got}")
+    fn = fl.function(tns, fn["metadata"]["name"])
+    anno = fn["metadata"].get("annotations", {}).get("udf.sandbox.io/import-urls", "")
+    pl.check(fresh in anno, "the fresh url is kept in the import-urls annotation")
 
     # Deletion: pod and Secret go.
     pods = fl.claimed_pods(pool_ns, fn)
