@@ -327,9 +327,11 @@ static void memo_drop(struct function_controller *fc, const char *pkey)
 	pthread_mutex_unlock(&fc->mu);
 }
 
-/* The pool's control key (cached by pool uid); read from the pool's Secret. */
+/* The pool's control key (cached by pool uid); read from the pool's Secret, which is created
+ * here when pool (the object) is given and the pool controller has not made it yet (a pool of
+ * 0 idle pods has none until its first pod; a cold start needs it). */
 static int pool_key_get(struct function_controller *fc, const char *pool_ns, const char *pool_name,
-			const char *pool_uid, unsigned char key[POOL_KEY_BYTES])
+			const char *pool_uid, const cJSON *pool, unsigned char key[POOL_KEY_BYTES])
 {
 	char k[320], sname[POOL_POD_NAME_MAX + 1];
 	snprintf(k, sizeof(k), "%s/%s", pool_ns, pool_name);
@@ -346,6 +348,21 @@ static int pool_key_get(struct function_controller *fc, const char *pool_ns, con
 	if (rc == 0) {
 		atomic_fetch_add(&fc->api_requests, 1);
 		rc = kube_get_object(fc->kube, &res_secrets, pool_ns, sname, &secret);
+	}
+	if (rc == KUBE_ENOTFOUND && pool) {
+		cJSON *fresh = NULL;
+		rc = pool_key_generate(key);
+		if (rc == 0)
+			rc = pool_key_secret_build(pool, key, &fresh);
+		if (rc == 0) {
+			atomic_fetch_add(&fc->api_requests, 1);
+			rc = kube_create(fc->kube, &res_secrets, pool_ns, fresh, &secret);
+		}
+		cJSON_Delete(fresh);
+		if (rc == KUBE_EALREADY_EXISTS) { /* the pool controller was first: theirs */
+			atomic_fetch_add(&fc->api_requests, 1);
+			rc = kube_get_object(fc->kube, &res_secrets, pool_ns, sname, &secret);
+		}
 	}
 	if (rc == 0)
 		rc = pool_key_from_secret(secret, key);
@@ -392,7 +409,7 @@ static int pod_control_token(struct function_controller *fc, const cJSON *pod,
 	unsigned char key[POOL_KEY_BYTES];
 	if (!pool || !ns)
 		return -EINVAL;
-	int rc = pool_key_get(fc, ns, pool, NULL, key);
+	int rc = pool_key_get(fc, ns, pool, NULL, NULL, key);
 	if (rc == 0)
 		rc = pool_pod_token(key, k8s_str(pod, "metadata.name"), token);
 	OPENSSL_cleanse(key, sizeof(key));
@@ -643,10 +660,9 @@ static void drive_pod(struct function_controller *fc, const char *key, const cJS
 			c->launch = launch;
 			c->endpoint_serving = 1;
 		}
-		if (!pod_ready(pod))
-			m.serving = 0; /* read the worker again: a restart, a drain */
-		else
-			return;
+		/* Trusted until the pod ends (the worker restarts crashed servers itself); the
+		 * pod's Ready condition lags the worker by a probe period, so it is not asked. */
+		return;
 	}
 	if (!ip) {
 		c->starting++;
@@ -776,7 +792,7 @@ static int get_pod(struct function_controller *fc, const char *key, const cJSON 
 			atomic_fetch_add(&fc->api_requests, (unsigned)requests);
 			return -EPERM;
 		}
-		rc = pool_key_get(fc, pool_ns, pool_name, k8s_str(pool, "metadata.uid"), k);
+		rc = pool_key_get(fc, pool_ns, pool_name, k8s_str(pool, "metadata.uid"), pool, k);
 		if (rc == 0)
 			rc = claim_cold(&r, k, pool_pod_image(pool, fc->worker_image), rclass, pod,
 					rejected, sizeof(rejected));
@@ -787,6 +803,9 @@ static int get_pod(struct function_controller *fc, const char *key, const cJSON 
 		}
 		cold = 1;
 	}
+	if (rc < 0 && !why_reason[0])
+		log_warn(COMPONENT, "%s: no pod from pool %s: %s", key, pool_key,
+			 kube_strerror(rc));
 	if (rc == 0) {
 		char pkey[400];
 		struct pod_memo m = {0};
