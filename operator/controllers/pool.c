@@ -235,6 +235,18 @@ out:
 
 /* ---- the pool's control key ---- */
 
+static int owned_by(const cJSON *obj, const char *uid)
+{
+	const cJSON *ref;
+	cJSON_ArrayForEach(ref, k8s_get(obj, "metadata.ownerReferences"))
+	{
+		const char *u = k8s_str(ref, "uid");
+		if (u && strcmp(u, uid) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 /* Reads (or creates) the pool's key Secret; cached per pool uid. */
 static int ensure_key(struct pool_controller *pc, struct pool_state *st, const cJSON *pool)
 {
@@ -268,6 +280,16 @@ static int ensure_key(struct pool_controller *pc, struct pool_state *st, const c
 			atomic_fetch_add(&pc->api_requests, 1);
 			rc = kube_get_object(pc->kube, &res_secrets, ns, sname, &secret);
 		}
+	}
+	if (rc == 0 && !owned_by(secret, uid)) {
+		/* An earlier pool of this name left it; the garbage collector takes it soon, and
+		 * pods must not get tokens from a key that is about to go. */
+		log_warn(COMPONENT,
+			 "pool %s/%s: control key Secret %s belongs to an earlier pool "
+			 "of this name; waiting for the garbage collector",
+			 ns, name, sname);
+		cJSON_Delete(secret);
+		return -EAGAIN;
 	}
 	if (rc == 0)
 		rc = pool_key_from_secret(secret, st->key);

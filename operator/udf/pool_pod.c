@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -46,12 +47,15 @@ static const char pod_template[] =
     "\"fieldRef\":{\"fieldPath\":\"metadata.annotations['" UDF_ANNO_CONTROL_TOKEN_SHA256
     "']\"}}]}}]}}";
 
-/* Used for a resource the pool's spec.runtime.resources does not name. An idle worker with its
- * zygote is about 80-100 MiB; ephemeral storage covers both emptyDirs and the logs. */
-static const char *const default_requests[][2] = {
-    {"cpu", "100m"}, {"memory", "256Mi"}, {"ephemeral-storage", "256Mi"}};
+/* The CRD's defaults, for a pool read before its CRD defaulted it (or created under an older
+ * CRD). A request left out is the default capped at the limit, never the limit itself: an idle
+ * pod uses little, and two cores must hold a pool of ten. An idle worker with its zygote is
+ * about 80-100 MiB. */
 static const char *const default_limits[][2] = {
-    {"cpu", "1"}, {"memory", "512Mi"}, {"ephemeral-storage", "1Gi"}};
+    {"cpu", "1"}, {"memory", "512Mi"}, {"ephemeral-storage", "2Gi"}};
+static const char *const default_requests[][2] = {{"cpu", "100m"}, {"memory", "128Mi"}};
+#define DEFAULT_WORKDIR_SIZE "1Gi"
+#define DEFAULT_TMP_SIZE     "256Mi"
 
 int pool_pod_runtime_class(const cJSON *pool, const char *allowed, const char **rc)
 {
@@ -147,9 +151,42 @@ static cJSON *owner_ref(const cJSON *pool, const char *name, const char *uid)
 	return ref;
 }
 
-/* requests/limits: the pool's, then a default for each resource the pool names in neither
- * list (a limit alone makes Kubernetes set the request equal; a request alone gets the same
- * value as its limit, so the default limit can never fall below it). */
+/* A resource quantity ("100m", "1.5", "512Mi", "2G", "1e3") as a number; -1 when unreadable. */
+static double quantity(const cJSON *q)
+{
+	static const struct {
+		const char *suffix;
+		double factor;
+	} units[] = {{"Ki", 1024.0},
+		     {"Mi", 1048576.0},
+		     {"Gi", 1073741824.0},
+		     {"Ti", 1099511627776.0},
+		     {"Pi", 1125899906842624.0},
+		     {"Ei", 1152921504606846976.0},
+		     {"m", 1e-3},
+		     {"k", 1e3},
+		     {"M", 1e6},
+		     {"G", 1e9},
+		     {"T", 1e12},
+		     {"P", 1e15},
+		     {"E", 1e18}};
+	if (cJSON_IsNumber(q))
+		return q->valuedouble;
+	if (!cJSON_IsString(q))
+		return -1;
+	char *end = NULL;
+	double v = strtod(q->valuestring, &end);
+	if (end == q->valuestring)
+		return -1;
+	if (!*end)
+		return v;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strcmp(end, units[i].suffix) == 0)
+			return v * units[i].factor;
+	return -1;
+}
+
+/* requests/limits: the pool's, then the defaults for what it leaves out. */
 static cJSON *resources(const cJSON *pool)
 {
 	const cJSON *spec_req = k8s_get(pool, "spec.runtime.resources.requests");
@@ -173,15 +210,45 @@ static cJSON *resources(const cJSON *pool)
 	for (size_t i = 0; i < sizeof(default_limits) / sizeof(default_limits[0]); i++) {
 		const char *r = default_limits[i][0];
 		const cJSON *ur = cJSON_GetObjectItemCaseSensitive(spec_req, r);
-		const cJSON *ul = cJSON_GetObjectItemCaseSensitive(spec_lim, r);
-		if (!ur && !ul) {
-			cJSON_AddStringToObject(req, r, default_requests[i][1]);
-			cJSON_AddStringToObject(lim, r, default_limits[i][1]);
-		} else if (ur && !ul) {
-			cJSON_AddItemToObject(lim, r, cJSON_Duplicate(ur, 1));
+		if (cJSON_GetObjectItemCaseSensitive(lim, r))
+			continue;
+		/* A request alone: its limit is the default, or the request when that is more. */
+		cJSON *dl = cJSON_CreateString(default_limits[i][1]);
+		if (ur && dl && quantity(ur) > quantity(dl)) {
+			cJSON_Delete(dl);
+			dl = cJSON_Duplicate(ur, 1);
 		}
+		cJSON_AddItemToObject(lim, r, dl);
+	}
+	for (size_t i = 0; i < sizeof(default_requests) / sizeof(default_requests[0]); i++) {
+		const char *r = default_requests[i][0];
+		if (cJSON_GetObjectItemCaseSensitive(req, r))
+			continue;
+		cJSON *dr = cJSON_CreateString(default_requests[i][1]);
+		const cJSON *l = cJSON_GetObjectItemCaseSensitive(lim, r);
+		if (dr && l && quantity(l) >= 0 && quantity(l) < quantity(dr)) {
+			cJSON_Delete(dr);
+			dr = cJSON_Duplicate(l, 1);
+		}
+		cJSON_AddItemToObject(req, r, dr);
 	}
 	return res;
+}
+
+/* The sizeLimit of one of the worker's emptyDirs, from the pool's spec or the default. */
+static int size_limit(cJSON *pod, const char *volume, const char *value)
+{
+	cJSON *v;
+	cJSON_ArrayForEach(v, k8s_get(pod, "spec.volumes"))
+	{
+		const char *n = k8s_str(v, "name");
+		if (n && strcmp(n, volume) == 0) {
+			cJSON *ed = cJSON_GetObjectItemCaseSensitive(v, "emptyDir");
+			return cJSON_ReplaceItemInObject(ed, "sizeLimit",
+							 cJSON_CreateString(value));
+		}
+	}
+	return 0;
 }
 
 int pool_pod_build(const cJSON *pool, const char *image, const char *runtime_class,
@@ -228,6 +295,10 @@ int pool_pod_build(const cJSON *pool, const char *image, const char *runtime_cla
 		ok &= !!cJSON_AddStringToObject(ctr, "imagePullPolicy", pull);
 	cJSON *res = resources(pool);
 	ok &= res && cJSON_AddItemToObject(ctr, "resources", res);
+	const char *work = k8s_str(pool, "spec.runtime.workDirSizeLimit");
+	const char *tmp = k8s_str(pool, "spec.runtime.tmpSizeLimit");
+	ok &= size_limit(pod, "app", work && *work ? work : DEFAULT_WORKDIR_SIZE);
+	ok &= size_limit(pod, "tmp", tmp && *tmp ? tmp : DEFAULT_TMP_SIZE);
 	if (!ok) {
 		cJSON_Delete(pod);
 		return -ENOMEM;

@@ -160,17 +160,16 @@ static void pod_template(void **state)
 	    "ALL");
 	assert_string_equal(k8s_str(c, "readinessProbe.httpGet.path"), "/readyz");
 	assert_int_equal(k8s_int(c, "readinessProbe.httpGet.port", 0), 9000);
-	/* The pool's own resources win; defaults fill the rest; a request alone sets its limit. */
+	/* The pool's own resources win; the CRD's defaults fill the rest. */
 	assert_string_equal(k8s_str(c, "resources.limits.memory"), "1Gi");
-	assert_null(k8s_get(c, "resources.requests.memory"));
+	assert_string_equal(k8s_str(c, "resources.requests.memory"), "128Mi");
 	assert_string_equal(k8s_str(c, "resources.requests.cpu"), "250m");
-	assert_string_equal(k8s_str(c, "resources.limits.cpu"), "250m");
-	assert_non_null(k8s_str(c, "resources.limits.ephemeral-storage"));
-	assert_non_null(k8s_str(c, "resources.requests.ephemeral-storage"));
+	assert_string_equal(k8s_str(c, "resources.limits.cpu"), "1");
+	assert_string_equal(k8s_str(c, "resources.limits.ephemeral-storage"), "2Gi");
 
 	const cJSON *vols = k8s_get(pod, "spec.volumes");
-	assert_non_null(k8s_str(find(vols, "name", "app"), "emptyDir.sizeLimit"));
-	assert_non_null(k8s_str(find(vols, "name", "tmp"), "emptyDir.sizeLimit"));
+	assert_string_equal(k8s_str(find(vols, "name", "app"), "emptyDir.sizeLimit"), "1Gi");
+	assert_string_equal(k8s_str(find(vols, "name", "tmp"), "emptyDir.sizeLimit"), "256Mi");
 	const cJSON *item =
 	    cJSON_GetArrayItem(k8s_get(find(vols, "name", "control"), "downwardAPI.items"), 0);
 	assert_string_equal(k8s_str(item, "path"), "token-sha256");
@@ -192,12 +191,36 @@ static void pod_template(void **state)
 	cJSON_Delete(pool);
 }
 
+/* A request is never above its limit: defaults are capped by the pool's limits, and a request
+ * above the default limit raises the limit. */
+static void resource_defaults(void **state)
+{
+	(void)state;
+	cJSON *pool = cJSON_Parse(
+	    "{\"metadata\":{\"name\":\"p\",\"namespace\":\"n\",\"uid\":\"u\"},"
+	    "\"spec\":{\"runtime\":{\"workDirSizeLimit\":\"300Mi\",\"tmpSizeLimit\":\"64Mi\","
+	    "\"resources\":{\"limits\":{\"cpu\":\"50m\",\"memory\":\"0.1Gi\"},"
+	    "\"requests\":{\"ephemeral-storage\":\"3Gi\"}}}}}");
+	cJSON *pod = NULL;
+	assert_int_equal(pool_pod_build(pool, "i", "gvisor", "p-1", "ff", &pod), 0);
+	const cJSON *c = cJSON_GetArrayItem(k8s_get(pod, "spec.containers"), 0);
+	assert_string_equal(k8s_str(c, "resources.requests.cpu"), "50m");
+	assert_string_equal(k8s_str(c, "resources.requests.memory"), "0.1Gi");
+	assert_string_equal(k8s_str(c, "resources.requests.ephemeral-storage"), "3Gi");
+	assert_string_equal(k8s_str(c, "resources.limits.ephemeral-storage"), "3Gi");
+	const cJSON *vols = k8s_get(pod, "spec.volumes");
+	assert_string_equal(k8s_str(find(vols, "name", "app"), "emptyDir.sizeLimit"), "300Mi");
+	assert_string_equal(k8s_str(find(vols, "name", "tmp"), "emptyDir.sizeLimit"), "64Mi");
+	cJSON_Delete(pod);
+	cJSON_Delete(pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(runtime_classes), cmocka_unit_test(names_and_selector),
 	    cmocka_unit_test(tokens),	       cmocka_unit_test(key_secret_roundtrip),
-	    cmocka_unit_test(pod_template),
+	    cmocka_unit_test(pod_template),    cmocka_unit_test(resource_defaults),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
