@@ -327,6 +327,18 @@ static void memo_drop(struct function_controller *fc, const char *pkey)
 	pthread_mutex_unlock(&fc->mu);
 }
 
+static int owned_by(const cJSON *obj, const char *uid)
+{
+	const cJSON *ref;
+	cJSON_ArrayForEach(ref, k8s_get(obj, "metadata.ownerReferences"))
+	{
+		const char *u = k8s_str(ref, "uid");
+		if (u && strcmp(u, uid) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 /* The pool's control key (cached by pool uid); read from the pool's Secret, which is created
  * here when pool (the object) is given and the pool controller has not made it yet (a pool of
  * 0 idle pods has none until its first pod; a cold start needs it). */
@@ -364,6 +376,8 @@ static int pool_key_get(struct function_controller *fc, const char *pool_ns, con
 			rc = kube_get_object(fc->kube, &res_secrets, pool_ns, sname, &secret);
 		}
 	}
+	if (rc == 0 && pool_uid && !owned_by(secret, pool_uid))
+		rc = -EAGAIN; /* an earlier pool's, about to be collected: no token from it */
 	if (rc == 0)
 		rc = pool_key_from_secret(secret, key);
 	cJSON_Delete(secret);
@@ -407,9 +421,13 @@ static int pod_control_token(struct function_controller *fc, const cJSON *pod,
 	const char *pool = k8s_label(pod, UDF_LABEL_POOL);
 	const char *ns = k8s_str(pod, "metadata.namespace");
 	unsigned char key[POOL_KEY_BYTES];
+	char pkey[320];
 	if (!pool || !ns)
 		return -EINVAL;
-	int rc = pool_key_get(fc, ns, pool, NULL, NULL, key);
+	snprintf(pkey, sizeof(pkey), "%s/%s", ns, pool);
+	cJSON *p = kube_informer_get(fc->pools, pkey);
+	int rc = pool_key_get(fc, ns, pool, p ? k8s_str(p, "metadata.uid") : NULL, NULL, key);
+	cJSON_Delete(p);
 	if (rc == 0)
 		rc = pool_pod_token(key, k8s_str(pod, "metadata.name"), token);
 	OPENSSL_cleanse(key, sizeof(key));

@@ -11,6 +11,18 @@
 
 static const struct kube_res res_secrets = {"api/v1", "secrets"};
 
+static int owned_by(const cJSON *obj, const char *uid)
+{
+	const cJSON *ref;
+	cJSON_ArrayForEach(ref, k8s_get(obj, "metadata.ownerReferences"))
+	{
+		const char *u = k8s_str(ref, "uid");
+		if (u && uid && strcmp(u, uid) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 int token_ensure(struct kube_client *kube, const cJSON *fn, char *out, size_t len, int *requests)
 {
 	const char *ns = k8s_str(fn, "metadata.namespace");
@@ -47,6 +59,16 @@ int token_ensure(struct kube_client *kube, const cJSON *fn, char *out, size_t le
 			return rc;
 		(*requests)++; /* another writer won: use theirs */
 		rc = kube_get_object(kube, &res_secrets, ns, sname, &secret);
+	}
+	if (rc == 0 && cJSON_GetArraySize(k8s_get(secret, "metadata.ownerReferences")) > 0 &&
+	    !owned_by(secret, k8s_str(fn, "metadata.uid"))) {
+		/* An earlier function of this name left it and the garbage collector takes it
+		 * soon: a token handed out now would vanish with it. */
+		log_info("function",
+			 "%s/%s: Secret %s belongs to an earlier function of this name; "
+			 "waiting for the garbage collector",
+			 ns, name, sname);
+		rc = -EAGAIN;
 	}
 	if (rc == 0)
 		rc = fn_token_from_secret(secret, out, len);
