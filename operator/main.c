@@ -51,6 +51,7 @@ struct options {
 	int run_pools, run_functions;
 	const char *function_ns_selector;
 	long long default_idle_timeout_s;
+	int endpoint_service;
 };
 
 struct operator_state {
@@ -63,6 +64,7 @@ struct operator_state {
 	char server_version[64];
 	struct pool_controller *pools;	       /* reconciles only while this replica leads */
 	struct function_controller *functions; /* likewise; NULL with --controllers=pools */
+	struct rpc_server *rpc;		       /* for its call counters */
 };
 
 static void usage(FILE *out)
@@ -100,6 +102,8 @@ static void usage(FILE *out)
 	    "                              that share a cluster; default: every pool)\n"
 	    "  --controllers LIST          the reconcilers to run: pools, functions, both\n"
 	    "                              (default pools,functions; none: \"\")\n"
+	    "  --endpoint-mode pod|service the endpoint functions publish: the pod's IP, or a\n"
+	    "                              Service of each function's (default pod)\n"
 	    "  --default-idle-timeout D    idle timeout of the functions gRPC calls create, e.g.\n"
 	    "                              600, 90s, 10m, 1h; 0 never scales them to zero\n"
 	    "                              (default 10m)\n"
@@ -134,7 +138,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		OPT_POOL_SELECTOR,
 		OPT_CONTROLLERS,
 		OPT_FN_NS_SELECTOR,
-		OPT_IDLE_TIMEOUT
+		OPT_IDLE_TIMEOUT,
+		OPT_ENDPOINT_MODE
 	};
 	static const struct option longopts[] = {
 	    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
@@ -152,6 +157,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"pool-selector", required_argument, NULL, OPT_POOL_SELECTOR},
 	    {"controllers", required_argument, NULL, OPT_CONTROLLERS},
 	    {"default-idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+	    {"endpoint-mode", required_argument, NULL, OPT_ENDPOINT_MODE},
 	    {"function-namespace-selector", required_argument, NULL, OPT_FN_NS_SELECTOR},
 	    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 	    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -231,6 +237,17 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->default_idle_timeout_s = v * mult;
 			break;
 		}
+		case OPT_ENDPOINT_MODE:
+			if (strcmp(optarg, "pod") == 0 || strcmp(optarg, "service") == 0) {
+				o->endpoint_service = strcmp(optarg, "service") == 0;
+			} else {
+				fprintf(stderr,
+					"udf-operator: --endpoint-mode is pod or service, not "
+					"\"%s\"\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
 		case OPT_FN_NS_SELECTOR:
 			o->function_ns_selector = optarg;
 			break;
@@ -391,12 +408,16 @@ static void http_handler(const char *path, int *status, char **body, const char 
 			 (long long)atomic_load(&st->probes_failed), atomic_load(&st->leading));
 		char *pools = st->pools ? pool_controller_metrics(st->pools) : NULL;
 		char *fns = st->functions ? function_controller_metrics(st->functions) : NULL;
-		size_t n = strlen(buf) + (pools ? strlen(pools) : 0) + (fns ? strlen(fns) : 0) + 1;
+		char *calls = st->rpc ? rpc_server_metrics(st->rpc) : NULL;
+		size_t n = strlen(buf) + (pools ? strlen(pools) : 0) + (fns ? strlen(fns) : 0) +
+			   (calls ? strlen(calls) : 0) + 1;
 		*body = malloc(n);
 		if (*body)
-			snprintf(*body, n, "%s%s%s", buf, pools ? pools : "", fns ? fns : "");
+			snprintf(*body, n, "%s%s%s%s", buf, pools ? pools : "", fns ? fns : "",
+				 calls ? calls : "");
 		free(pools);
 		free(fns);
+		free(calls);
 		*status = 200;
 		*ctype = "text/plain; version=0.0.4";
 	} else {
@@ -581,6 +602,7 @@ int main(int argc, char **argv)
 	    .worker_image = o.worker_image,
 	    .allowed_runtime_classes = o.allowed_runtime_classes,
 	    .namespace_selector = o.function_ns_selector,
+	    .endpoint_service = o.endpoint_service,
 	};
 	if (o.run_functions && function_controller_new(&fco, &st.functions) < 0) {
 		log_error("main", "cannot create the UdfFunction controller (is "
@@ -608,6 +630,7 @@ int main(int argc, char **argv)
 	}
 	log_info("main", "gRPC listening on %s (port %d, %s)", o.grpc_bind, rpc_server_port(rpc),
 		 o.grpc_tls_cert ? "TLS" : "plaintext");
+	st.rpc = rpc; /* read by /metrics; the HTTP server stops before the gRPC server */
 	if (httpd_start(o.health_bind, http_handler, &st, &http, err, sizeof(err)) < 0) {
 		log_error("main", "health endpoint: %s", err);
 		goto out_rpc;

@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "controllers/claim.h"
+#include "controllers/endpoint.h"
 #include "controllers/expectations.h"
 #include "controllers/specialize.h"
 #include "controllers/token.h"
@@ -71,6 +72,9 @@ struct fn_state {
 	int lost;
 	int64_t next_claim_ms;
 	char last_ready_reason[48];
+	/* --endpoint-mode=service */
+	char cluster_ip[64];
+	char slice_sig[1024]; /* the pods the EndpointSlice lists, as last applied */
 };
 
 struct pool_key {
@@ -91,6 +95,7 @@ struct function_controller {
 	char *allowed;
 	cJSON *ns_selector; /* {"matchLabels": {...}} or NULL */
 	int workers;
+	int endpoint_service;
 	struct workqueue *wq;
 	struct expectations *exp;
 	atomic_int started;
@@ -590,7 +595,26 @@ struct census {
 	/* a failure seen this round */
 	char fail_type[32], fail_reason[48], fail_message[1024];
 	int lost; /* pods found dead this round */
+	/* every pod with an IP, for the EndpointSlice (borrowed) */
+	const char *ips[64];
+	int ready[64];
+	size_t n_ips;
 };
+
+static void add_ip(struct census *c, const char *ip, int ready)
+{
+	if (!ip)
+		return;
+	for (size_t i = 0; i < c->n_ips; i++)
+		if (strcmp(c->ips[i], ip) == 0) {
+			c->ready[i] |= ready;
+			return;
+		}
+	if (c->n_ips < sizeof(c->ips) / sizeof(c->ips[0])) {
+		c->ips[c->n_ips] = ip;
+		c->ready[c->n_ips++] = ready;
+	}
+}
 
 static const char *step_condition(const char *step, const char **reason)
 {
@@ -671,6 +695,7 @@ static void drive_pod(struct function_controller *fc, const char *key, const cJS
 		c->endpoint_ip = ip;
 		c->launch = launch;
 	}
+	add_ip(c, ip, m.serving && strcmp(m.hash, hash) == 0);
 	if (m.serving && strcmp(m.hash, hash) == 0) {
 		c->serving++;
 		if (!c->endpoint_serving) {
@@ -752,6 +777,7 @@ static void drive_pod(struct function_controller *fc, const char *key, const cJS
 		m.serving = 1;
 		snprintf(m.hash, sizeof(m.hash), "%s", hash);
 		memo_put(fc, pkey, &m);
+		add_ip(c, ip, 1);
 		c->serving++;
 		if (!c->endpoint_serving) {
 			c->endpoint_ip = ip;
@@ -778,6 +804,35 @@ static void on_try(void *arg, const char *pod_name, int sent_ok)
 		exp_expect(t->fc->exp, t->key, EXP_CREATE, pod_name);
 	else
 		exp_observe(t->fc->exp, t->key, EXP_CREATE, pod_name);
+}
+
+/* --endpoint-mode=service: the Service and its EndpointSlice follow the census; the endpoint
+ * published becomes the Service's address (once a pod has an IP, as in pod mode). Only what
+ * changed is written. */
+static int service_endpoint(struct function_controller *fc, const char *key, const cJSON *fn,
+			    struct fn_state *st, struct census *c)
+{
+	int requests = 0, rc = 0;
+	char sig[1024] = "";
+	for (size_t i = 0; i < c->n_ips; i++) {
+		size_t l = strlen(sig);
+		snprintf(sig + l, sizeof(sig) - l, "%s=%d,", c->ips[i], c->ready[i]);
+	}
+	if (!st->cluster_ip[0] && c->n_ips) {
+		rc = endpoint_service_apply(fc->kube, fn, st->cluster_ip, &requests);
+		if (rc < 0)
+			log_warn(COMPONENT, "%s: Service: %s", key, kube_strerror(rc));
+	}
+	if (rc == 0 && st->cluster_ip[0] && strcmp(sig, st->slice_sig) != 0) {
+		rc = endpoint_slice_apply(fc->kube, fn, c->ips, c->ready, c->n_ips, &requests);
+		if (rc == 0)
+			snprintf(st->slice_sig, sizeof(st->slice_sig), "%s", sig);
+		else
+			log_warn(COMPONENT, "%s: EndpointSlice: %s", key, kube_strerror(rc));
+	}
+	atomic_fetch_add(&fc->api_requests, (unsigned)requests);
+	c->endpoint_ip = c->n_ips && st->cluster_ip[0] ? st->cluster_ip : NULL;
+	return rc;
 }
 
 /* Brings one more pod: a warm claim, else a cold start. 0 with *claimed set, or an error;
@@ -1053,6 +1108,7 @@ static int reconcile(struct function_controller *fc, const char *key)
 			 k8s_str(pod, "metadata.name"));
 		memo_get(fc, mk, &m);
 		c.old_alive++;
+		add_ip(&c, k8s_str(pod, "status.podIP"), pod_ready(pod));
 		/* a claimed pod of an older spec that is Ready was specialized for it */
 		if (pod_ready(pod)) {
 			c.old_serving++;
@@ -1174,8 +1230,11 @@ static int reconcile(struct function_controller *fc, const char *key)
 		if (desired == 0) {
 			c.endpoint_ip = NULL;
 			c.serving = 0;
+			c.n_ips = 0;
 		}
 	}
+	if (fc->endpoint_service && service_endpoint(fc, key, fn, st, &c) < 0)
+		rc = -EAGAIN;
 
 	/* Status. */
 	const cJSON *old_status = k8s_get(fn, "status");
@@ -1438,6 +1497,7 @@ int function_controller_new(const struct function_controller_opts *o,
 	fc->pods = o->pods;
 	fc->namespaces = o->namespaces;
 	fc->workers = o->workers > 0 ? o->workers : 4;
+	fc->endpoint_service = o->endpoint_service;
 	fc->default_pool = strdup(o->default_pool ? o->default_pool : "udf-sandboxes/default");
 	fc->worker_image = strdup(o->worker_image ? o->worker_image : POOL_DEFAULT_IMAGE);
 	fc->allowed = strdup(o->allowed_runtime_classes ? o->allowed_runtime_classes

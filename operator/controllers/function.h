@@ -36,6 +36,9 @@ struct function_controller_opts {
 	const char *allowed_runtime_classes;
 	/* "k=v,k2=v2": only functions in namespaces with these labels; NULL: every one */
 	const char *namespace_selector;
+	/* 1: status.endpoint is a Service of the function's (controllers/endpoint.h), not a pod IP
+	 */
+	int endpoint_service;
 	int workers; /* 0: 4 */
 };
 

@@ -295,3 +295,98 @@ int fn_specialize_body(const cJSON *fn, const char *tenant, const char *token,
 	*out = text;
 	return 0;
 }
+
+/* metadata with name, namespace, managed-by label and fn as controlling owner. */
+static cJSON *owned_metadata(cJSON *obj, const cJSON *fn, const char *name)
+{
+	cJSON *md = cJSON_AddObjectToObject(obj, "metadata");
+	cJSON *labels = cJSON_AddObjectToObject(md, "labels");
+	cJSON *refs = cJSON_AddArrayToObject(md, "ownerReferences");
+	cJSON *ref = cJSON_CreateObject();
+	int ok = md && labels && refs && ref && cJSON_AddItemToArray(refs, ref);
+	if (!ok)
+		cJSON_Delete(ref);
+	ok = ok && cJSON_AddStringToObject(md, "name", name) &&
+	     cJSON_AddStringToObject(md, "namespace", k8s_str(fn, "metadata.namespace")) &&
+	     cJSON_AddStringToObject(labels, UDF_LABEL_MANAGED_BY, UDF_MANAGER) &&
+	     cJSON_AddStringToObject(ref, "apiVersion", UDF_API_VERSION) &&
+	     cJSON_AddStringToObject(ref, "kind", UDF_KIND_FN) &&
+	     cJSON_AddStringToObject(ref, "name", k8s_str(fn, "metadata.name")) &&
+	     cJSON_AddStringToObject(ref, "uid", k8s_str(fn, "metadata.uid")) &&
+	     cJSON_AddBoolToObject(ref, "controller", 1) &&
+	     cJSON_AddBoolToObject(ref, "blockOwnerDeletion", 1);
+	return ok ? labels : NULL;
+}
+
+int fn_service_build(const cJSON *fn, cJSON **out)
+{
+	const char *name = k8s_str(fn, "metadata.name");
+	if (!name || !k8s_str(fn, "metadata.namespace") || !k8s_str(fn, "metadata.uid"))
+		return -EINVAL;
+	cJSON *s = cJSON_CreateObject();
+	cJSON *spec = NULL, *ports = NULL, *port = cJSON_CreateObject();
+	int ok = s && port && cJSON_AddStringToObject(s, "apiVersion", "v1") &&
+		 cJSON_AddStringToObject(s, "kind", "Service") && owned_metadata(s, fn, name) &&
+		 (spec = cJSON_AddObjectToObject(s, "spec")) &&
+		 (ports = cJSON_AddArrayToObject(spec, "ports")) &&
+		 cJSON_AddItemToArray(ports, port);
+	if (!ok)
+		cJSON_Delete(port);
+	ok = ok && cJSON_AddStringToObject(port, "name", "flight") &&
+	     cJSON_AddNumberToObject(port, "port", FN_FLIGHT_PORT) &&
+	     cJSON_AddNumberToObject(port, "targetPort", FN_FLIGHT_PORT) &&
+	     cJSON_AddStringToObject(port, "protocol", "TCP");
+	if (!ok) {
+		cJSON_Delete(s);
+		return -ENOMEM;
+	}
+	*out = s;
+	return 0;
+}
+
+int fn_endpointslice_build(const cJSON *fn, const char *const *ips, const int *ready, size_t n,
+			   cJSON **out)
+{
+	const char *name = k8s_str(fn, "metadata.name");
+	char sname[300];
+	if (!name || !k8s_str(fn, "metadata.namespace") || !k8s_str(fn, "metadata.uid"))
+		return -EINVAL;
+	if (snprintf(sname, sizeof(sname), "%s-flight", name) >= (int)sizeof(sname))
+		return -ENAMETOOLONG;
+	cJSON *s = cJSON_CreateObject();
+	cJSON *labels = s ? owned_metadata(s, fn, sname) : NULL;
+	cJSON *eps = NULL, *ports = NULL, *port = cJSON_CreateObject();
+	int ok = labels && port &&
+		 cJSON_AddStringToObject(s, "apiVersion", "discovery.k8s.io/v1") &&
+		 cJSON_AddStringToObject(s, "kind", "EndpointSlice") &&
+		 cJSON_AddStringToObject(labels, "kubernetes.io/service-name", name) &&
+		 /* so the EndpointSlice controller leaves it to us */
+		 cJSON_AddStringToObject(labels, "endpointslice.kubernetes.io/managed-by",
+					 UDF_MANAGER) &&
+		 cJSON_AddStringToObject(s, "addressType", "IPv4") &&
+		 (eps = cJSON_AddArrayToObject(s, "endpoints")) &&
+		 (ports = cJSON_AddArrayToObject(s, "ports")) && cJSON_AddItemToArray(ports, port);
+	if (!ok)
+		cJSON_Delete(port);
+	ok = ok && cJSON_AddStringToObject(port, "name", "flight") &&
+	     cJSON_AddNumberToObject(port, "port", FN_FLIGHT_PORT) &&
+	     cJSON_AddStringToObject(port, "protocol", "TCP");
+	for (size_t i = 0; ok && i < n; i++) {
+		cJSON *ep = cJSON_CreateObject();
+		if (!ep || !cJSON_AddItemToArray(eps, ep)) {
+			cJSON_Delete(ep);
+			ok = 0;
+			break;
+		}
+		cJSON *addrs = cJSON_AddArrayToObject(ep, "addresses");
+		cJSON *cond = cJSON_AddObjectToObject(ep, "conditions");
+		ok = addrs && cond && cJSON_AddItemToArray(addrs, cJSON_CreateString(ips[i])) &&
+		     cJSON_AddBoolToObject(cond, "ready", ready[i]);
+	}
+	if (!ok) {
+		cJSON_Delete(s);
+		return -ENOMEM;
+	}
+	*out = s;
+	return 0;
+}

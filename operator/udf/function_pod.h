@@ -59,4 +59,11 @@ int fn_claim_pod(const cJSON *pod, const cJSON *fn, const char *pool_uid, const 
 int fn_specialize_body(const cJSON *fn, const char *tenant, const char *token,
 		       const cJSON *url_overrides, char **out);
 
+/* --endpoint-mode=service: the function's Service (named as the function, in its namespace,
+ * owned by it, no selector: its pods live in the pool's namespace) and the EndpointSlice
+ * "<function>-flight" listing the pods (ips[i], ready[i]: serving). Caller frees. */
+int fn_service_build(const cJSON *fn, cJSON **out);
+int fn_endpointslice_build(const cJSON *fn, const char *const *ips, const int *ready, size_t n,
+			   cJSON **out);
+
 #endif

@@ -246,6 +246,18 @@ def run(op, pool_ns, tns, tenant, srv):
     anno = fn["metadata"].get("annotations", {}).get("udf.sandbox.io/import-urls", "")
     pl.check(fresh in anno, "the fresh url is kept in the import-urls annotation")
 
+    # /metrics: calls by method and code, failures by reason.
+    m = pl.metrics(op)
+    for line in ('udf_grpc_calls_total{method="/udfproto.UdfService/ApplyUdfResource",'
+                 'code="OK"}',
+                 'udf_grpc_calls_total{method="/udfproto.UdfService/ApplyUdfResource",'
+                 'code="FAILED_PRECONDITION"}',
+                 'udf_grpc_calls_total{method="/resourceproto.WorkerService/CreateWorker",'
+                 'code="OK"}',
+                 'udf_function_specialize_failures_total{reason="CodeLoadFailed"}',
+                 'udf_function_specialize_failures_total{reason="ImportFetchFailed"}'):
+        pl.check(line in m, f"/metrics has {line}")
+
     # Deletion: pod and Secret go.
     pods = fl.claimed_pods(pool_ns, fn)
     pl.k("-n", tns, "delete", "udffunction", fn["metadata"]["name"], "--timeout=60s")
