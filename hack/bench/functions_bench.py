@@ -92,6 +92,7 @@ def run_runtime(args, rc, kubeconfig):
     pool["spec"]["refill"] = {"maxPodsPerSecond": 20, "maxInFlight": 20}
     pl.apply(ns, pool)
     empty = pl.pool_manifest("empty", 0, image=args.image, runtime_class=rc)
+    empty["spec"]["functionNamespaceSelector"] = pool["spec"]["functionNamespaceSelector"]
     pl.apply(ns, empty)
     op = OperatorProcess(kubeconfig, "--pool-selector", label, "--function-namespace-selector",
                          label, "--default-pool", f"{ns}/warm", "--tenant-namespace-prefix",
@@ -135,7 +136,7 @@ def run_runtime(args, rc, kubeconfig):
             m["spec"]["poolRef"] = {"name": "empty", "namespace": ns}
             t0 = time.monotonic()
             fl.apply_fn(tns, m)
-            fn = wait_for(lambda: (lambda f: f if f["status"].get("endpoint") else None)(
+            fn = wait_for(lambda: (lambda f: f if f.get("status", {}).get("endpoint") else None)(
                 fl.function(tns, f"cold-{i}")), 120, interval=0.05, what="cold endpoint")
             f = first_answer(fn["status"]["endpoint"], "add_one", fl.token(tns, fn), tenant,
                              [2], t0, limit=120)

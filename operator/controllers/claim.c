@@ -52,7 +52,7 @@ int claim_candidate(const cJSON *pod, const cJSON *pool)
 }
 
 int claim_warm(const struct claim_req *r, const cJSON *candidates,
-	       char name_out[POOL_POD_NAME_MAX + 1])
+	       char name_out[POOL_POD_NAME_MAX + 1], cJSON **pod_out)
 {
 	int n = cJSON_GetArraySize(candidates);
 	unsigned start = 0;
@@ -80,7 +80,7 @@ int claim_warm(const struct claim_req *r, const cJSON *candidates,
 		if (r->on_try)
 			r->on_try(r->arg, name, 1);
 		(*r->requests)++;
-		rc = kube_update(r->kube, &res_pods, ns, claimed, NULL, NULL);
+		rc = kube_update(r->kube, &res_pods, ns, claimed, NULL, pod_out);
 		cJSON_Delete(claimed);
 		if (rc == 0) {
 			snprintf(name_out, POOL_POD_NAME_MAX + 1, "%s", name);

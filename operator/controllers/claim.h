@@ -34,9 +34,11 @@ struct claim_req {
 
 /* Claims one of candidates (pods from the cache; those not idle, not Ready, not controlled by
  * the pool or terminating are skipped), trying them from a random start. 0 with the pod's
- * name in name_out, -ENOENT when none could be claimed, or a kube error. */
+ * name in name_out and, when pod_out is not NULL, the pod as the API server answered the
+ * update (caller frees; its status is the cache's, so it can be used before the watch shows
+ * the claim); -ENOENT when none could be claimed, or a kube error. */
 int claim_warm(const struct claim_req *r, const cJSON *candidates,
-	       char name_out[POOL_POD_NAME_MAX + 1]);
+	       char name_out[POOL_POD_NAME_MAX + 1], cJSON **pod_out);
 
 /* Creates a claimed pod from the pool's template: key is the pool's control key (the pod's
  * control token hash goes into it), image and runtime_class as the pool controller picks

@@ -30,6 +30,10 @@
 #define RESYNC_MS 60000
 /* A specialization in progress is read again after this. */
 #define POLL_MS 250
+/* ... and in its first seconds, when most finish (a warm zygote specializes in 100-500 ms):
+ * the difference is latency a query sees. A /v1/status read is one local HTTP request. */
+#define POLL_FAST_MS   40
+#define POLL_FAST_SPAN 3000
 /* A specialization that has not ended after this is given up (SpecializeTimeout). */
 #define SPECIALIZE_GIVEUP_MS 300000
 /* A failure is tried again after this (a fresh presigned url or a package index back up). */
@@ -464,34 +468,44 @@ static int delete_pod(struct function_controller *fc, const char *key, const cJS
 	return rc;
 }
 
-/* Sets or removes our finalizer, conditional on the object's resourceVersion. */
+/* Adds or removes our finalizer with a JSON patch that touches only that entry (a removal is
+ * guarded by a test of the entry), so it does not conflict with the gRPC service's status and
+ * annotation writes the way a resourceVersion precondition would. */
 static int set_finalizer(struct function_controller *fc, const cJSON *fn, int want)
 {
-	cJSON *patch = cJSON_CreateObject();
-	cJSON *md = cJSON_AddObjectToObject(patch, "metadata");
-	cJSON *list = cJSON_AddArrayToObject(md, "finalizers");
-	if (!list) {
-		cJSON_Delete(patch);
-		return -ENOMEM;
-	}
-	cJSON_AddStringToObject(md, "resourceVersion", k8s_str(fn, "metadata.resourceVersion"));
+	const cJSON *list = k8s_get(fn, "metadata.finalizers");
+	int idx = -1, i = 0;
 	const cJSON *f;
-	cJSON_ArrayForEach(f, k8s_get(fn, "metadata.finalizers"))
+	cJSON_ArrayForEach(f, list)
 	{
-		if (cJSON_IsString(f) && strcmp(f->valuestring, UDF_FINALIZER_PODS) != 0)
-			cJSON_AddItemToArray(list, cJSON_CreateString(f->valuestring));
+		if (cJSON_IsString(f) && strcmp(f->valuestring, UDF_FINALIZER_PODS) == 0)
+			idx = i;
+		i++;
 	}
-	if (want)
-		cJSON_AddItemToArray(list, cJSON_CreateString(UDF_FINALIZER_PODS));
-	char *body = cJSON_PrintUnformatted(patch);
-	cJSON_Delete(patch);
-	if (!body)
-		return -ENOMEM;
+	char body[256];
+	if (want && idx >= 0)
+		return 0;
+	if (!want && idx < 0)
+		return 0;
+	if (want && cJSON_IsArray(list))
+		snprintf(body, sizeof(body),
+			 "[{\"op\":\"add\",\"path\":\"/metadata/finalizers/-\",\"value\":\"%s\"}]",
+			 UDF_FINALIZER_PODS);
+	else if (want)
+		snprintf(body, sizeof(body),
+			 "[{\"op\":\"add\",\"path\":\"/metadata/finalizers\",\"value\":[\"%s\"]}]",
+			 UDF_FINALIZER_PODS);
+	else
+		snprintf(body, sizeof(body),
+			 "[{\"op\":\"test\",\"path\":\"/metadata/finalizers/%d\",\"value\":\"%s\"},"
+			 "{\"op\":\"remove\",\"path\":\"/metadata/finalizers/%d\"}]",
+			 idx, UDF_FINALIZER_PODS, idx);
 	atomic_fetch_add(&fc->api_requests, 1);
 	int rc =
 	    kube_patch(fc->kube, &res_functions, k8s_str(fn, "metadata.namespace"),
-		       k8s_str(fn, "metadata.name"), NULL, KUBE_PATCH_MERGE, body, NULL, 0, NULL);
-	free(body);
+		       k8s_str(fn, "metadata.name"), NULL, KUBE_PATCH_JSON, body, NULL, 0, NULL);
+	if (rc == KUBE_EINVALID && !want)
+		rc = -EAGAIN; /* the list moved under us: read it again */
 	return rc == KUBE_ENOTFOUND ? 0 : rc;
 }
 
@@ -591,7 +605,7 @@ struct census {
 	const char *endpoint_ip; /* borrowed from pods */
 	const char *launch;
 	int endpoint_serving;
-	int poll; /* something is in progress: read again soon */
+	int poll; /* something is in progress: read again in this many ms (0: not) */
 	/* a failure seen this round */
 	char fail_type[32], fail_reason[48], fail_message[1024];
 	int lost; /* pods found dead this round */
@@ -600,6 +614,12 @@ struct census {
 	int ready[64];
 	size_t n_ips;
 };
+
+static void poll_in(struct census *c, int ms)
+{
+	if (!c->poll || ms < c->poll)
+		c->poll = ms;
+}
 
 static void add_ip(struct census *c, const char *ip, int ready)
 {
@@ -713,7 +733,7 @@ static void drive_pod(struct function_controller *fc, const char *key, const cJS
 	}
 	if (pod_control_token(fc, pod, ctoken) < 0) {
 		c->starting++;
-		c->poll = 1;
+		poll_in(c, POLL_MS);
 		return;
 	}
 	struct worker_status ws;
@@ -725,7 +745,7 @@ static void drive_pod(struct function_controller *fc, const char *key, const cJS
 	if (rc < 0) {
 		OPENSSL_cleanse(ctoken, sizeof(ctoken));
 		c->starting++;
-		c->poll = 1;
+		poll_in(c, POLL_MS);
 		return;
 	}
 	if (ws.state == WORKER_IDLE) {
@@ -752,7 +772,7 @@ static void drive_pod(struct function_controller *fc, const char *key, const cJS
 			set_failure(c, "Specialized", "SpecializeFailed", err);
 		}
 		c->starting++;
-		c->poll = 1;
+		poll_in(c, POLL_FAST_MS);
 	} else if (ws.state == WORKER_SPECIALIZING) {
 		if (!m.posted_ms) {
 			m.posted_ms = mono_ms(); /* after a restart: time it from now */
@@ -766,7 +786,8 @@ static void drive_pod(struct function_controller *fc, const char *key, const cJS
 			set_failure(c, "Specialized", "SpecializeTimeout", msg);
 		} else {
 			c->starting++;
-			c->poll = 1;
+			poll_in(c,
+				mono_ms() - m.posted_ms < POLL_FAST_SPAN ? POLL_FAST_MS : POLL_MS);
 		}
 	} else if (ws.state == WORKER_READY) {
 		if (!m.serving) {
@@ -839,7 +860,7 @@ static int service_endpoint(struct function_controller *fc, const char *key, con
  * pool_reason/pool_msg say why none could be had. */
 static int get_pod(struct function_controller *fc, const char *key, const cJSON *fn,
 		   const cJSON *pool, const char *tenant_label, const char *hash, char *why_reason,
-		   size_t rlen, char *why_msg, size_t mlen)
+		   size_t rlen, char *why_msg, size_t mlen, cJSON **claimed)
 {
 	int requests = 0;
 	struct try_arg ta = {fc, key};
@@ -849,7 +870,7 @@ static int get_pod(struct function_controller *fc, const char *key, const cJSON 
 	char pod[POOL_POD_NAME_MAX + 1], pool_key[320];
 	snprintf(pool_key, sizeof(pool_key), "%s/%s", pool_ns, pool_name);
 	cJSON *cands = kube_informer_by_label(fc->pods, UDF_LABEL_POOL, pool_name);
-	int rc = cands ? claim_warm(&r, cands, pod) : -ENOMEM;
+	int rc = cands ? claim_warm(&r, cands, pod, claimed) : -ENOMEM;
 	cJSON_Delete(cands);
 	int cold = 0;
 	if (rc == -ENOENT) {
@@ -1018,8 +1039,11 @@ static int reconcile(struct function_controller *fc, const char *key)
 		goto out;
 	}
 	if (!has_finalizer(fn)) {
+		/* Before any pod exists; the reconcile goes on (a query may be waiting) with the
+		 * object it read, whose later writes are all to the status. */
 		rc = set_finalizer(fc, fn, 1);
-		goto out; /* the update event brings us back */
+		if (rc < 0)
+			goto out;
 	}
 	struct fn_state *st = state_get(fc, key, uid);
 	if (!st) {
@@ -1185,12 +1209,23 @@ static int reconcile(struct function_controller *fc, const char *key)
 				 "a pod of the function was lost; replacing it after a backoff");
 		} else {
 			for (int i = have; i < desired; i++) {
-				int grc = get_pod(fc, key, fn, pool, tenant_label, hash, why_reason,
-						  sizeof(why_reason), why_msg, sizeof(why_msg));
+				cJSON *claimed = NULL;
+				int grc =
+				    get_pod(fc, key, fn, pool, tenant_label, hash, why_reason,
+					    sizeof(why_reason), why_msg, sizeof(why_msg), &claimed);
 				if (grc < 0) {
 					if (!why_reason[0])
 						rc = -EAGAIN;
 					break;
+				}
+				/* A warm pod has its IP already: specialize it now rather than
+				 * after the watch shows the claim (a query is waiting). */
+				if (claimed && cJSON_AddItemToArray(current, claimed)) {
+					c.alive++;
+					drive_pod(fc, key, fn, claimed, hash, tenant, st->token,
+						  &c);
+				} else {
+					cJSON_Delete(claimed);
 				}
 			}
 		}
@@ -1350,8 +1385,8 @@ static int reconcile(struct function_controller *fc, const char *key)
 				 ready.reason);
 		}
 	}
-	if (c.poll && POLL_MS < wake_ms)
-		wake_ms = POLL_MS;
+	if (c.poll && c.poll < wake_ms)
+		wake_ms = c.poll;
 	enqueue_after(fc, key, wake_ms);
 free_lists:
 	cJSON_Delete(current);

@@ -27,46 +27,42 @@ int token_ensure(struct kube_client *kube, const cJSON *fn, char *out, size_t le
 {
 	const char *ns = k8s_str(fn, "metadata.namespace");
 	const char *name = k8s_str(fn, "metadata.name");
-	char sname[300];
-	cJSON *secret = NULL;
+	char sname[300], token[FN_TOKEN_HEX + 1];
+	cJSON *secret = NULL, *fresh = NULL;
 	int rc = fn_token_secret_name(name, sname, sizeof(sname));
 	if (rc < 0)
 		return rc;
+	/* Create first: a new function (the common case, and a query may be waiting) needs one
+	 * request; an existing Secret answers 409 and is read. */
+	rc = fn_token_generate(token);
+	if (rc == 0)
+		rc = fn_token_secret_build(fn, token, &fresh);
+	if (rc == 0) {
+		(*requests)++;
+		rc = kube_create(kube, &res_secrets, ns, fresh, NULL);
+	}
+	if (rc == 0)
+		snprintf(out, len, "%s", token);
+	OPENSSL_cleanse(token, sizeof(token));
+	if (fresh) {
+		/* the object holds the token too */
+		cJSON *sd = cJSON_GetObjectItemCaseSensitive(fresh, "stringData");
+		cJSON *t = cJSON_GetObjectItemCaseSensitive(sd, "token");
+		if (cJSON_IsString(t))
+			OPENSSL_cleanse(t->valuestring, strlen(t->valuestring));
+		cJSON_Delete(fresh);
+	}
+	if (rc != KUBE_EALREADY_EXISTS)
+		return rc;
 	(*requests)++;
 	rc = kube_get_object(kube, &res_secrets, ns, sname, &secret);
-	if (rc == KUBE_ENOTFOUND) {
-		char token[FN_TOKEN_HEX + 1];
-		cJSON *fresh = NULL;
-		rc = fn_token_generate(token);
-		if (rc == 0)
-			rc = fn_token_secret_build(fn, token, &fresh);
-		if (rc == 0) {
-			(*requests)++;
-			rc = kube_create(kube, &res_secrets, ns, fresh, NULL);
-		}
-		if (rc == 0)
-			snprintf(out, len, "%s", token);
-		OPENSSL_cleanse(token, sizeof(token));
-		if (fresh) {
-			/* the object holds the token too */
-			cJSON *sd = cJSON_GetObjectItemCaseSensitive(fresh, "stringData");
-			cJSON *t = cJSON_GetObjectItemCaseSensitive(sd, "token");
-			if (cJSON_IsString(t))
-				OPENSSL_cleanse(t->valuestring, strlen(t->valuestring));
-			cJSON_Delete(fresh);
-		}
-		if (rc != KUBE_EALREADY_EXISTS)
-			return rc;
-		(*requests)++; /* another writer won: use theirs */
-		rc = kube_get_object(kube, &res_secrets, ns, sname, &secret);
-	}
 	if (rc == 0 && cJSON_GetArraySize(k8s_get(secret, "metadata.ownerReferences")) > 0 &&
 	    !owned_by(secret, k8s_str(fn, "metadata.uid"))) {
 		/* An earlier function of this name left it and the garbage collector takes it
 		 * soon: a token handed out now would vanish with it. */
 		log_info("function",
-			 "%s/%s: Secret %s belongs to an earlier function of this name; "
-			 "waiting for the garbage collector",
+			 "%s/%s: Secret %s belongs to an earlier function of this name; waiting "
+			 "for the garbage collector",
 			 ns, name, sname);
 		rc = -EAGAIN;
 	}
