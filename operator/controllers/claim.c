@@ -69,19 +69,21 @@ int claim_warm(const struct claim_req *r, const cJSON *candidates,
 			continue;
 		const char *name = k8s_str(pod, "metadata.name");
 		const char *ns = k8s_str(pod, "metadata.namespace");
-		cJSON *claimed = NULL;
-		int rc = fn_claim_pod(pod, r->fn, pool_uid, r->tenant_label, r->spec_hash, "warm",
-				      &claimed);
+		cJSON *patch = NULL;
+		int rc = fn_claim_patch(pod, r->fn, pool_uid, r->tenant_label, r->spec_hash, "warm",
+					&patch);
+		char *body = rc == 0 ? cJSON_PrintUnformatted(patch) : NULL;
+		cJSON_Delete(patch);
 		if (rc < 0)
 			return rc;
-		/* The cache's status must not go back with the update (it is ignored, but it is
-		 * also most of the body). */
-		cJSON_DeleteItemFromObjectCaseSensitive(claimed, "status");
+		if (!body)
+			return -ENOMEM;
 		if (r->on_try)
 			r->on_try(r->arg, name, 1);
 		(*r->requests)++;
-		rc = kube_update(r->kube, &res_pods, ns, claimed, NULL, pod_out);
-		cJSON_Delete(claimed);
+		rc = kube_patch(r->kube, &res_pods, ns, name, NULL, KUBE_PATCH_MERGE, body, NULL, 0,
+				pod_out);
+		free(body);
 		if (rc == 0) {
 			snprintf(name_out, POOL_POD_NAME_MAX + 1, "%s", name);
 			return 0;

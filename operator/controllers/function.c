@@ -1378,9 +1378,19 @@ static int reconcile(struct function_controller *fc, const char *key)
 			}
 		}
 		free(body);
+		/* Every change of state is an Event; failures had theirs when they happened. */
 		if (strcmp(st->last_ready_reason, ready.reason) != 0) {
-			if (strcmp(ready.reason, "Serving") == 0)
-				fn_event(fc, fn, 0, "Ready", "%s", ready.message);
+			int failure = sticky && strcmp(ready.reason, st->fail_reason) == 0;
+			int warning = strcmp(ready.reason, "PoolNotAllowed") == 0 ||
+				      strcmp(ready.reason, "PoolNotFound") == 0 ||
+				      strcmp(ready.reason, "PodLost") == 0 ||
+				      strcmp(ready.reason, "PodCreateRejected") == 0 ||
+				      strcmp(ready.reason, "RuntimeClassNotAllowed") == 0;
+			if (!failure)
+				fn_event(fc, fn, warning,
+					 strcmp(ready.reason, "Serving") == 0 ? "Ready"
+									      : ready.reason,
+					 "%s", ready.message);
 			snprintf(st->last_ready_reason, sizeof(st->last_ready_reason), "%s",
 				 ready.reason);
 		}

@@ -238,6 +238,37 @@ int fn_claim_pod(const cJSON *pod, const cJSON *fn, const char *pool_uid, const 
 	return 0;
 }
 
+int fn_claim_patch(const cJSON *pod, const cJSON *fn, const char *pool_uid,
+		   const char *tenant_label, const char *spec_hash, const char *launch_type,
+		   cJSON **out)
+{
+	cJSON *claimed = NULL;
+	const char *rv = k8s_str(pod, "metadata.resourceVersion");
+	if (!rv)
+		return -EINVAL;
+	int rc = fn_claim_pod(pod, fn, pool_uid, tenant_label, spec_hash, launch_type, &claimed);
+	if (rc < 0)
+		return rc;
+	cJSON *md = cJSON_GetObjectItemCaseSensitive(claimed, "metadata");
+	cJSON *p = cJSON_CreateObject();
+	cJSON *pmd = cJSON_AddObjectToObject(p, "metadata");
+	cJSON *refs = cJSON_DetachItemFromObjectCaseSensitive(md, "ownerReferences");
+	int ok =
+	    pmd && cJSON_AddStringToObject(pmd, "resourceVersion", rv) &&
+	    cJSON_AddItemToObject(pmd, "labels",
+				  cJSON_DetachItemFromObjectCaseSensitive(md, "labels")) &&
+	    cJSON_AddItemToObject(pmd, "annotations",
+				  cJSON_DetachItemFromObjectCaseSensitive(md, "annotations")) &&
+	    cJSON_AddItemToObject(pmd, "ownerReferences", refs ? refs : cJSON_CreateArray());
+	cJSON_Delete(claimed);
+	if (!ok) {
+		cJSON_Delete(p);
+		return -ENOMEM;
+	}
+	*out = p;
+	return 0;
+}
+
 /* spec field (camelCase) -> the worker's name */
 static const char *const spec_map[][2] = {
     {"handler", "handler"}, {"inputTypes", "input_types"}, {"resultType", "result_type"},

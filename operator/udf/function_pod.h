@@ -53,6 +53,13 @@ int fn_token_from_secret(const cJSON *secret, char *out, size_t len);
 int fn_claim_pod(const cJSON *pod, const cJSON *fn, const char *pool_uid, const char *tenant_label,
 		 const char *spec_hash, const char *launch_type, cJSON **out);
 
+/* The claim as a merge patch of pod (caller frees): metadata.resourceVersion (the API server
+ * answers 409 when the pod changed since it was read), the labels and annotations above, and
+ * the ownerReferences without the pool's. */
+int fn_claim_patch(const cJSON *pod, const cJSON *fn, const char *pool_uid,
+		   const char *tenant_label, const char *spec_hash, const char *launch_type,
+		   cJSON **out);
+
 /* The worker's POST /v1/specialize body for fn (caller frees the string): function, tenant,
  * token, env, and spec (camelCase fields mapped to the worker's) or script. url_overrides may
  * be NULL or the import-urls annotation's object: a location found there gets that url. */

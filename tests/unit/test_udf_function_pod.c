@@ -117,6 +117,16 @@ static void claim(void **state)
 	/* the cache's copy is untouched */
 	assert_string_equal(k8s_label(pod, UDF_LABEL_STATE), UDF_STATE_IDLE);
 	cJSON_Delete(out);
+	/* the same as the merge patch a warm claim sends */
+	assert_int_equal(fn_claim_patch(pod, fn, "pool-uid", "t-x", "abc", "warm", &out), 0);
+	assert_string_equal(k8s_str(out, "metadata.resourceVersion"), "42");
+	assert_string_equal(k8s_label(out, UDF_LABEL_STATE), UDF_STATE_CLAIMED);
+	assert_string_equal(k8s_annotation(out, UDF_ANNO_FUNCTION), "tenant-a/add-one");
+	assert_int_equal(cJSON_GetArraySize(k8s_get(out, "metadata.ownerReferences")), 0);
+	assert_true(cJSON_IsArray(k8s_get(out, "metadata.ownerReferences")));
+	assert_null(k8s_get(out, "status"));
+	assert_null(k8s_get(out, "spec"));
+	cJSON_Delete(out);
 	cJSON_Delete(pod);
 	cJSON_Delete(fn);
 }
@@ -164,11 +174,37 @@ static void specialize_body(void **state)
 	cJSON_Delete(fn);
 }
 
+static void service_objects(void **state)
+{
+	(void)state;
+	cJSON *fn = cJSON_Parse(fn_json), *svc = NULL, *sl = NULL;
+	assert_int_equal(fn_service_build(fn, &svc), 0);
+	assert_string_equal(k8s_str(svc, "metadata.name"), "add-one");
+	assert_string_equal(k8s_str(svc, "metadata.namespace"), "tenant-a");
+	assert_null(k8s_get(svc, "spec.selector")); /* the pods are in another namespace */
+	const cJSON *port = cJSON_GetArrayItem(k8s_get(svc, "spec.ports"), 0);
+	assert_int_equal(k8s_int(port, "port", 0), FN_FLIGHT_PORT);
+	const char *ips[] = {"10.0.0.1", "10.0.0.2"};
+	const int ready[] = {1, 0};
+	assert_int_equal(fn_endpointslice_build(fn, ips, ready, 2, &sl), 0);
+	assert_string_equal(k8s_str(sl, "metadata.name"), "add-one-flight");
+	assert_string_equal(k8s_label(sl, "kubernetes.io/service-name"), "add-one");
+	assert_string_equal(k8s_label(sl, "endpointslice.kubernetes.io/managed-by"), UDF_MANAGER);
+	const cJSON *eps = k8s_get(sl, "endpoints");
+	assert_int_equal(cJSON_GetArraySize(eps), 2);
+	assert_true(cJSON_IsTrue(k8s_get(cJSON_GetArrayItem(eps, 0), "conditions.ready")));
+	assert_true(cJSON_IsFalse(k8s_get(cJSON_GetArrayItem(eps, 1), "conditions.ready")));
+	cJSON_Delete(sl);
+	cJSON_Delete(svc);
+	cJSON_Delete(fn);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(tenant), cmocka_unit_test(spec_hash),	 cmocka_unit_test(tokens),
-	    cmocka_unit_test(claim),  cmocka_unit_test(specialize_body),
+	    cmocka_unit_test(tenant),	       cmocka_unit_test(spec_hash),
+	    cmocka_unit_test(tokens),	       cmocka_unit_test(claim),
+	    cmocka_unit_test(specialize_body), cmocka_unit_test(service_objects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
