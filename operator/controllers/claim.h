@@ -1,8 +1,8 @@
 /*
  * controllers/claim: taking a sandbox pod for a function.
  *
- * A warm claim is one conditional update of an idle, Ready pod of the pool (resourceVersion
- * precondition from the cache): it moves the pool's controller ownerReference off the pod and
+ * A warm claim is one conditional write of an idle, Ready pod of the pool (a merge patch
+ * carrying the resourceVersion the cache showed, which the API server checks): it moves the pool's controller ownerReference off the pod and
  * relabels it for the function (udf/function_pod.h). 409 means another claimant (or the
  * pool's scale-down) won that pod: the next candidate is tried, so two functions can never own
  * one pod. A cold start creates the function's pod directly from the pool's template, already
