@@ -181,6 +181,30 @@ def run(op, pool_ns, tns, tenant, srv):
                                              [1], [5])
         pl.check(ok, f"CreateWorker's endpoint answers ({took:.2f}s): {got}")
 
+    # Generation 3 ALTER WORKER ... SUSPEND / RESUME: no pod, then serving again.
+    wname = f"w{os.getpid()}"
+    wfn = [f for f in pl.kjson("-n", tns, "get", "udffunctions")["items"]
+           if f["metadata"]["name"].startswith("w-")]
+    if pl.check(len(wfn) == 1, "CreateWorker made one UdfFunction"):
+        wfn = wfn[0]
+        act = resource_pb2.AlterWorkerRequest.WorkerStateAction
+        wrk.AlterWorker(resource_pb2.AlterWorkerRequest(tenant_id=tenant, name=wname,
+                                                        state_action=act.Value("Suspend")),
+                        metadata=md(tenant, "worker_client_version"), timeout=5)
+        fl.wait_function(tns, wfn["metadata"]["name"], 60,
+                         pred=lambda f: fl.cond(f, "Ready").get("reason") == "NoReplicas"
+                         and not [p for p in fl.claimed_pods(pool_ns, f)
+                                  if not p["metadata"].get("deletionTimestamp")],
+                         what="suspended worker without pods")
+        pl.check(True, "ALTER WORKER SUSPEND: no pod")
+        wrk.AlterWorker(resource_pb2.AlterWorkerRequest(tenant_id=tenant, name=wname,
+                                                        state_action=act.Value("Resume")),
+                        metadata=md(tenant, "worker_client_version"), timeout=5)
+        wfn = fl.wait_function(tns, wfn["metadata"]["name"], 60)
+        ok, took, got = flight_within_window(wfn["status"]["endpoint"], "add_four",
+                                             fl.token(tns, wfn), tenant, [1], [5])
+        pl.check(ok, f"ALTER WORKER RESUME: serving again ({got})")
+
     # Failures, each with its named condition and FAILED_PRECONDITION carrying its message.
     cases = [
         ("ImportsFetched", "ImportFetchFailed", spec(
