@@ -2,12 +2,13 @@
  * controllers/claim: taking a sandbox pod for a function.
  *
  * A warm claim is one conditional write of an idle, Ready pod of the pool (a merge patch
- * carrying the resourceVersion the cache showed, which the API server checks): it moves the pool's controller ownerReference off the pod and
- * relabels it for the function (udf/function_pod.h). 409 means another claimant (or the
- * pool's scale-down) won that pod: the next candidate is tried, so two functions can never own
- * one pod. A cold start creates the function's pod directly from the pool's template, already
- * claimed. Each is counted in the pool's status (warmHits / coldStarts) through the status
- * subresource, read-modify-write with retries on conflict.
+ * carrying the resourceVersion the cache showed, which the API server checks): it moves the
+ * pool's controller ownerReference off the pod and relabels it for the function
+ * (udf/function_pod.h). 409 means another claimant (or the pool's scale-down) won that pod:
+ * the next candidate is tried, so two functions can never own one pod. A cold start creates
+ * the function's pod directly from the pool's template, already claimed. Each is counted in
+ * the pool's status (warmHits / coldStarts) through the status subresource, read-modify-write
+ * with retries on conflict.
  *
  * Stateless; the caller records the claim as an expectation before calling (the name is
  * known first: claim_warm() calls on_try before each update).
