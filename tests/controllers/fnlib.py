@@ -39,7 +39,8 @@ class Namespace(pl.Namespace):
 
 
 def operator(kubeconfig, *extra):
-    return pl.operator(kubeconfig, "--function-namespace-selector", RUN_SELECTOR, *extra)
+    """poollib's operator: this run's pools, and the functions of this run's namespaces."""
+    return pl.operator(kubeconfig, *extra)
 
 
 def function(ns, name):

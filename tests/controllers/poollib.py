@@ -130,8 +130,11 @@ def apply_raw(manifest):
 
 
 def operator(kubeconfig, *extra):
-    """The real operator, reconciling only this run's pools."""
-    return OperatorProcess(kubeconfig, "--pool-selector", f"{POOL_LABEL}={RUN_ID}", *extra)
+    """The real operator, reconciling only this run's pools and the UdfFunctions of this run's
+    namespaces (labelled POOL_LABEL=RUN_ID; the pool tests label none, so their operator
+    leaves every function of the shared cluster alone)."""
+    return OperatorProcess(kubeconfig, "--pool-selector", f"{POOL_LABEL}={RUN_ID}",
+                           "--function-namespace-selector", f"{POOL_LABEL}={RUN_ID}", *extra)
 
 
 def pool(ns, name):
