@@ -111,6 +111,7 @@ struct function_controller {
 	struct strmap memos;	/* "podns/pod" -> struct pod_memo */
 	struct strmap keys;	/* "ns/pool" -> struct pool_key */
 	struct strmap counters; /* metric line labels -> struct counter */
+	struct strmap vanished; /* "ns/name" of a function -> a pod of it deleted by someone else */
 
 	atomic_ullong reconciles_ok, reconciles_err, api_requests;
 	unsigned long long ready_le[NBUCKETS], ready_count; /* under mu */
@@ -190,32 +191,46 @@ static void on_fn_update(void *arg, const cJSON *old, const cJSON *obj)
 	on_fn(arg, obj);
 }
 
-static void pod_event(struct function_controller *fc, const cJSON *pod, int deleted)
+/* first_going: this event is the first sign that the pod goes (a deletionTimestamp appeared,
+ * or it was deleted without one): only then does the expectation say whether it was ours. */
+static void pod_event(struct function_controller *fc, const cJSON *pod, int deleted,
+		      int first_going)
 {
 	const char *fkey = k8s_annotation(pod, UDF_ANNO_FUNCTION);
 	const char *name = k8s_str(pod, "metadata.name");
 	if (!fkey || !name || !k8s_label(pod, UDF_LABEL_FUNCTION_UID))
 		return;
 	exp_observe(fc->exp, fkey, EXP_CREATE, name);
-	if (deleted || k8s_get(pod, "metadata.deletionTimestamp"))
+	int going = deleted || k8s_get(pod, "metadata.deletionTimestamp");
+	if (first_going && !exp_has(fc->exp, fkey, EXP_DELETE, name) &&
+	    strcmp(k8s_label(pod, UDF_LABEL_STATE) ? k8s_label(pod, UDF_LABEL_STATE) : "",
+		   UDF_STATE_CLAIMED) == 0) {
+		/* Not our delete (kubectl, an eviction): the function lost a pod. */
+		pthread_mutex_lock(&fc->mu);
+		if (!strmap_has(&fc->vanished, fkey))
+			strmap_put(&fc->vanished, fkey, NULL, NULL);
+		pthread_mutex_unlock(&fc->mu);
+	}
+	if (going)
 		exp_observe(fc->exp, fkey, EXP_DELETE, name);
 	enqueue(fc, fkey);
 }
 
 static void on_pod_add(void *arg, const cJSON *obj)
 {
-	pod_event(arg, obj, 0);
+	pod_event(arg, obj, 0, 0);
 }
 
 static void on_pod_update(void *arg, const cJSON *old, const cJSON *obj)
 {
-	(void)old;
-	pod_event(arg, obj, 0);
+	pod_event(arg, obj, 0,
+		  !k8s_get(old, "metadata.deletionTimestamp") &&
+		      k8s_get(obj, "metadata.deletionTimestamp"));
 }
 
 static void on_pod_delete(void *arg, const cJSON *obj)
 {
-	pod_event(arg, obj, 1);
+	pod_event(arg, obj, 1, !k8s_get(obj, "metadata.deletionTimestamp"));
 }
 
 /* ---- events ---- */
@@ -1166,6 +1181,15 @@ static int reconcile(struct function_controller *fc, const char *key)
 			c.alive = 0;
 		c.poll = 0;
 	}
+	pthread_mutex_lock(&fc->mu);
+	int vanished = strmap_del(&fc->vanished, key, NULL);
+	pthread_mutex_unlock(&fc->mu);
+	if (vanished && !k8s_get(fn, "metadata.deletionTimestamp")) {
+		c.lost++;
+		log_warn(COMPONENT, "%s: a pod of the function was deleted by someone else", key);
+		fn_event(fc, fn, 1, "PodLost", "A pod of the function was deleted: replacing it");
+		count(fc, "udf_function_pods_lost_total");
+	}
 	if (c.lost) {
 		st->lost++;
 		int shift = st->lost - 1 < 6 ? st->lost - 1 : 6;
@@ -1329,12 +1353,14 @@ static int reconcile(struct function_controller *fc, const char *key)
 			     ? "idle for spec.idleTimeoutSeconds: no pod; the next call starts one"
 			     : "replicas is 0 (or the worker is suspended): no pod");
 		ready = (struct cond){"Ready", "False", why, msg};
+	} else if (c.old_serving) {
+		/* The previous spec still serves: Ready, whatever holds the new pods up. */
+		snprintf(msg, sizeof(msg),
+			 "serving the previous spec while pods for spec %s start%s%s", hash,
+			 why_reason[0] ? ": " : "", why_reason[0] ? why_msg : "");
+		ready = (struct cond){"Ready", "True", "Rolling", msg};
 	} else if (why_reason[0]) {
 		ready = (struct cond){"Ready", "False", why_reason, why_msg};
-	} else if (c.old_serving) {
-		snprintf(msg, sizeof(msg), "serving the previous spec while pods for spec %s start",
-			 hash);
-		ready = (struct cond){"Ready", "True", "Rolling", msg};
 	} else {
 		int any_cold = 0;
 		cJSON_ArrayForEach(pod, current)
@@ -1552,6 +1578,7 @@ int function_controller_new(const struct function_controller_opts *o,
 	strmap_init(&fc->memos);
 	strmap_init(&fc->keys);
 	strmap_init(&fc->counters);
+	strmap_init(&fc->vanished);
 	int rc = fc->default_pool && fc->worker_image && fc->allowed ? 0 : -ENOMEM;
 	if (rc == 0)
 		rc = parse_selector(o->namespace_selector, &fc->ns_selector);
@@ -1629,6 +1656,7 @@ void function_controller_free(struct function_controller *fc)
 	strmap_free(&fc->memos, free);
 	strmap_free(&fc->keys, free_key);
 	strmap_free(&fc->counters, free_counter);
+	strmap_free(&fc->vanished, NULL);
 	pthread_mutex_destroy(&fc->mu);
 	cJSON_Delete(fc->ns_selector);
 	free(fc->default_pool);

@@ -122,6 +122,9 @@ def main():
         th.join()
         pl.check(calls[0] > before, f"killed pod replaced in {took:.1f}s; calls succeed again "
                  f"({calls[0]} ok, {errors[0]} failed around the kill)")
+        evs = pl.kjson("-n", ns.name, "get", "events",
+                       "--field-selector", "involvedObject.name=add-one")["items"]
+        pl.check(any(e["reason"] == "PodLost" for e in evs), "a PodLost Event")
 
         # Idle timeout: Flight calls count (worker /stats); then no calls -> zero pods.
         patch(ns.name, "add-one", {"spec": {"idleTimeoutSeconds": 15}})
