@@ -13,6 +13,7 @@
 
 #include "api/blocking.h"
 #include "api/functions.h"
+#include "controllers/function.h"
 #include "controllers/pool.h"
 #include "grpc/etag.h"
 #include "grpc/service.h"
@@ -59,6 +60,11 @@ struct options {
 	int max_tenants;
 	long long function_ttl_s;
 	/* ---- end of hardening ---- */
+	/* functions (issue 13) */
+	int run_pools, run_functions;
+	const char *function_ns_selector;
+	long long default_idle_timeout_s;
+	int endpoint_service;
 };
 
 struct operator_state {
@@ -69,7 +75,9 @@ struct operator_state {
 	atomic_llong probes_failed;
 	atomic_int leading;
 	char server_version[64];
-	struct pool_controller *pools; /* reconciles only while this replica leads */
+	struct pool_controller *pools;	       /* reconciles only while this replica leads */
+	struct function_controller *functions; /* likewise; NULL with --controllers=pools */
+	struct rpc_server *rpc;		       /* for its call counters */
 };
 
 static void usage(FILE *out)
@@ -105,6 +113,15 @@ static void usage(FILE *out)
 	    "                              udf-sandboxes/default)\n"
 	    "  --pool-selector SELECTOR    reconcile only the pools with these labels (tests\n"
 	    "                              that share a cluster; default: every pool)\n"
+	    "  --controllers LIST          the reconcilers to run: pools, functions, both\n"
+	    "                              (default pools,functions; none: \"\")\n"
+	    "  --endpoint-mode pod|service the endpoint functions publish: the pod's IP, or a\n"
+	    "                              Service of each function's (default pod)\n"
+	    "  --default-idle-timeout D    idle timeout of the functions gRPC calls create, e.g.\n"
+	    "                              600, 90s, 10m, 1h; 0 never scales them to zero\n"
+	    "                              (default 10m)\n"
+	    "  --function-namespace-selector K=V[,K=V]  reconcile only the UdfFunctions of\n"
+	    "                              namespaces with these labels (default: all)\n"
 	    "  --health-bind-address ADDR  HTTP /healthz, /readyz, /metrics (default :8081;\n"
 	    "                              0 disables)\n"
 	    "  --grpc-tls-client-ca FILE   with TLS, require callers' certificates signed by a CA\n"
@@ -206,7 +223,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 		OPT_MAX_FUNCTIONS,
 		OPT_MAX_PODS,
 		OPT_MAX_TENANTS,
-		OPT_FUNCTION_TTL
+		OPT_FUNCTION_TTL,
+		OPT_CONTROLLERS,
+		OPT_FN_NS_SELECTOR,
+		OPT_IDLE_TIMEOUT,
+		OPT_ENDPOINT_MODE
 	};
 	static const struct option longopts[] = {
 	    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
@@ -222,6 +243,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"allowed-runtime-classes", required_argument, NULL, OPT_ALLOWED_RC},
 	    {"default-pool", required_argument, NULL, OPT_DEFAULT_POOL},
 	    {"pool-selector", required_argument, NULL, OPT_POOL_SELECTOR},
+	    {"controllers", required_argument, NULL, OPT_CONTROLLERS},
+	    {"default-idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+	    {"endpoint-mode", required_argument, NULL, OPT_ENDPOINT_MODE},
+	    {"function-namespace-selector", required_argument, NULL, OPT_FN_NS_SELECTOR},
 	    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 	    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	    {"grpc-tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA},
@@ -289,6 +314,59 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_POOL_SELECTOR:
 			o->pool_selector = optarg;
 			break;
+		case OPT_IDLE_TIMEOUT: {
+			char *end = NULL;
+			long long v = strtoll(optarg, &end, 10);
+			long long mult = !end || !*end		 ? 1
+					 : strcmp(end, "s") == 0 ? 1
+					 : strcmp(end, "m") == 0 ? 60
+					 : strcmp(end, "h") == 0 ? 3600
+								 : -1;
+			if (end == optarg || v < 0 || mult < 0 || v > 31536000 / mult) {
+				fprintf(stderr,
+					"udf-operator: --default-idle-timeout takes seconds or a "
+					"duration such as 90s, 10m or 1h, not \"%s\"\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->default_idle_timeout_s = v * mult;
+			break;
+		}
+		case OPT_ENDPOINT_MODE:
+			if (strcmp(optarg, "pod") == 0 || strcmp(optarg, "service") == 0) {
+				o->endpoint_service = strcmp(optarg, "service") == 0;
+			} else {
+				fprintf(stderr,
+					"udf-operator: --endpoint-mode is pod or service, not "
+					"\"%s\"\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_FN_NS_SELECTOR:
+			o->function_ns_selector = optarg;
+			break;
+		case OPT_CONTROLLERS: {
+			char buf[128];
+			snprintf(buf, sizeof(buf), "%s", optarg);
+			o->run_pools = o->run_functions = 0;
+			char *save = NULL;
+			for (char *t = strtok_r(buf, ",", &save); t;
+			     t = strtok_r(NULL, ",", &save)) {
+				if (strcmp(t, "pools") == 0) {
+					o->run_pools = 1;
+				} else if (strcmp(t, "functions") == 0) {
+					o->run_functions = 1;
+				} else {
+					fprintf(stderr,
+						"udf-operator: --controllers takes pools and/or "
+						"functions, not \"%s\"\n",
+						t);
+					return -EINVAL;
+				}
+			}
+			break;
+		}
 		case OPT_LOG_FORMAT:
 			if (log_parse_format(optarg, &o->log_format) < 0) {
 				fprintf(stderr,
@@ -464,11 +542,17 @@ static void http_handler(const char *path, int *status, char **body, const char 
 			 atomic_load(&st->reachable), (long long)atomic_load(&st->probes_ok),
 			 (long long)atomic_load(&st->probes_failed), atomic_load(&st->leading));
 		char *pools = st->pools ? pool_controller_metrics(st->pools) : NULL;
-		size_t n = strlen(buf) + (pools ? strlen(pools) : 0) + 1;
+		char *fns = st->functions ? function_controller_metrics(st->functions) : NULL;
+		char *calls = st->rpc ? rpc_server_metrics(st->rpc) : NULL;
+		size_t n = strlen(buf) + (pools ? strlen(pools) : 0) + (fns ? strlen(fns) : 0) +
+			   (calls ? strlen(calls) : 0) + 1;
 		*body = malloc(n);
 		if (*body)
-			snprintf(*body, n, "%s%s", buf, pools ? pools : "");
+			snprintf(*body, n, "%s%s%s%s", buf, pools ? pools : "", fns ? fns : "",
+				 calls ? calls : "");
 		free(pools);
+		free(fns);
+		free(calls);
 		*status = 200;
 		*ctype = "text/plain; version=0.0.4";
 	} else {
@@ -483,6 +567,8 @@ static void on_started_leading(void *arg)
 	log_info("main", "leading: this replica reconciles");
 	if (st->pools && pool_controller_start(st->pools) < 0)
 		log_error("main", "cannot start the UdfWarmPool controller");
+	if (st->functions && function_controller_start(st->functions) < 0)
+		log_error("main", "cannot start the UdfFunction controller");
 }
 
 static void on_new_leader(void *arg, const char *identity)
@@ -525,7 +611,8 @@ struct watches {
 	struct kube_informer *functions;	 /* UdfFunctions, all namespaces */
 	struct kube_informer *tenant_namespaces; /* namespaces the gRPC service made */
 	struct kube_informer *pools;		 /* UdfWarmPools (--pool-selector) */
-	struct kube_informer *pods;		 /* sandbox pods, indexed by pool */
+	struct kube_informer *pods;		 /* sandbox pods, indexed by pool and function */
+	struct kube_informer *namespaces;	 /* every namespace (tenants, pool selectors) */
 };
 
 static int watches_new(struct kube_client *kube, const struct options *o, struct watches *w)
@@ -533,16 +620,17 @@ static int watches_new(struct kube_client *kube, const struct options *o, struct
 	static const struct kube_res res_functions = {"apis/udf.sandbox.io/v1alpha1",
 						      "udffunctions"};
 	static const struct kube_res res_namespaces = {"api/v1", "namespaces"};
-	/* What api/ reads of a function is its status, tenant, names and annotations: code and
-	 * scripts (up to about 1.3 MiB each) and presigned urls never enter the cache. */
-	static const char *const fn_dropped[] = {"spec.code", "spec.script", "spec.imports[].url",
-						 NULL};
-	struct kube_informer_opts fo = {.res = &res_functions, .drop_fields = fn_dropped};
+	/* The function controller specializes from this cache (code, scripts, import urls) and
+	 * hashes the runtime-relevant spec from it, so nothing of the spec is dropped here; a
+	 * cache that keeps neither code nor scripts needs the controller to read them from the
+	 * API server when it specializes (not yet). */
+	struct kube_informer_opts fo = {.res = &res_functions};
 	struct kube_informer_opts nso = {.res = &res_namespaces,
 					 .label_selector = UDF_LABEL_TENANT_NS "=true"};
 	static const struct kube_res res_pools = {"apis/udf.sandbox.io/v1alpha1", "udfwarmpools"};
 	static const struct kube_res res_pods = {"api/v1", "pods"};
-	static const char *const by_pool[] = {UDF_LABEL_POOL, NULL};
+	static const char *const by_pool[] = {UDF_LABEL_POOL, UDF_LABEL_FUNCTION_UID, NULL};
+	struct kube_informer_opts allns = {.res = &res_namespaces};
 	struct kube_informer_opts po = {.res = &res_pools, .label_selector = o->pool_selector};
 	struct kube_informer_opts so = {.res = &res_pods,
 					.label_selector = UDF_LABEL_MANAGED_BY "=" UDF_MANAGER,
@@ -556,6 +644,8 @@ static int watches_new(struct kube_client *kube, const struct options *o, struct
 		rc = kube_informer_add(w->loop, &po, &w->pools);
 	if (rc == 0)
 		rc = kube_informer_add(w->loop, &so, &w->pods);
+	if (rc == 0)
+		rc = kube_informer_add(w->loop, &allns, &w->namespaces);
 	return rc;
 }
 
@@ -570,6 +660,9 @@ int main(int argc, char **argv)
 	    .worker_image = "localhost/udf-worker:dev",
 	    .allowed_runtime_classes = "gvisor",
 	    .default_pool = "udf-sandboxes/default",
+	    .run_pools = 1,
+	    .run_functions = 1,
+	    .default_idle_timeout_s = 600,
 	};
 	struct operator_state st = {0};
 	struct kube_config *cfg = NULL;
@@ -628,7 +721,8 @@ int main(int argc, char **argv)
 				       .max_pods_per_tenant = o.max_pods_per_tenant,
 				       .max_tenants = o.max_tenants,
 				       .function_ttl_s = o.function_ttl_s,
-				       .leading = o.leader_elect ? &st.leading : NULL};
+				       .leading = o.leader_elect ? &st.leading : NULL,
+				       .default_idle_timeout_s = o.default_idle_timeout_s};
 	/* The UdfWarmPool controller: its handlers join the loop now, its workers start when
 	 * this replica leads (at once without --leader-elect). */
 	struct pool_controller_opts pco = {
@@ -638,8 +732,27 @@ int main(int argc, char **argv)
 	    .worker_image = o.worker_image,
 	    .allowed_runtime_classes = o.allowed_runtime_classes,
 	};
-	if (pool_controller_new(&pco, &st.pools) < 0) {
+	if (o.run_pools && pool_controller_new(&pco, &st.pools) < 0) {
 		log_error("main", "cannot create the UdfWarmPool controller");
+		goto out_rpc;
+	}
+	/* The UdfFunction controller: its handlers join the same informers (the UdfFunctions
+	 * are watched once, for the gRPC services and it). */
+	struct function_controller_opts fco = {
+	    .kube = st.kube,
+	    .functions = w.functions,
+	    .pools = w.pools,
+	    .pods = w.pods,
+	    .namespaces = w.namespaces,
+	    .default_pool = o.default_pool,
+	    .worker_image = o.worker_image,
+	    .allowed_runtime_classes = o.allowed_runtime_classes,
+	    .namespace_selector = o.function_ns_selector,
+	    .endpoint_service = o.endpoint_service,
+	};
+	if (o.run_functions && function_controller_new(&fco, &st.functions) < 0) {
+		log_error("main", "cannot create the UdfFunction controller (is "
+				  "--function-namespace-selector K=V[,K=V]?)");
 		goto out_rpc;
 	}
 	if (functions_new(&fo, &fns) < 0 || functions_start(fns) < 0 ||
@@ -647,8 +760,12 @@ int main(int argc, char **argv)
 		log_error("main", "cannot start the UdfFunction informers");
 		goto out_rpc;
 	}
-	if (!o.leader_elect && pool_controller_start(st.pools) < 0) {
+	if (!o.leader_elect && st.pools && pool_controller_start(st.pools) < 0) {
 		log_error("main", "cannot start the UdfWarmPool controller");
+		goto out_rpc;
+	}
+	if (!o.leader_elect && st.functions && function_controller_start(st.functions) < 0) {
+		log_error("main", "cannot start the UdfFunction controller");
 		goto out_rpc;
 	}
 	if (health_register(rpc, st.health) < 0 || udf_service_register(rpc, fns) < 0 ||
@@ -661,6 +778,7 @@ int main(int argc, char **argv)
 		 o.grpc_tls_client_ca ? "mutual TLS"
 		 : o.grpc_tls_cert    ? "TLS"
 				      : "plaintext");
+	st.rpc = rpc; /* read by /metrics; the HTTP server stops before the gRPC server */
 	if (httpd_start(o.health_bind, http_handler, &st, &http, err, sizeof(err)) < 0) {
 		log_error("main", "health endpoint: %s", err);
 		goto out_rpc;
@@ -694,9 +812,11 @@ out_rpc:
 	functions_shutdown(fns); /* parked calls answer now, so the server need not wait */
 	rpc_server_stop(rpc, 5000);
 	pool_controller_stop(st.pools); /* its workers read the informers */
-	kube_informers_free(w.loop);	/* no handler runs after this */
+	function_controller_stop(st.functions);
+	kube_informers_free(w.loop); /* no handler runs after this */
 	functions_free(fns);
 	pool_controller_free(st.pools);
+	function_controller_free(st.functions);
 out_health:
 	health_state_free(st.health);
 out_kube:

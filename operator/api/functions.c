@@ -24,8 +24,11 @@
  * with a granularity of minutes). */
 #define TOUCH_EVERY_MS 30000
 /* A call without a deadline still gets an answer. */
-#define MAX_WAIT_MS	 60000
-#define UPDATE_RETRIES	 5
+#define MAX_WAIT_MS    60000
+#define UPDATE_RETRIES 5
+/* How often a function in use gets the newest presigned urls a call brought. They live for
+ * hours; a minute keeps a busy function from writing its object on every call. */
+#define URLS_EVERY_MS	 60000
 #define BLOCKING_THREADS 16 /* mostly waiting on the network (API server, presigned urls) */
 
 static const struct kube_res res_functions = {"apis/udf.sandbox.io/v1alpha1", "udffunctions"};
@@ -40,6 +43,8 @@ struct entry {
 	int ensured;	/* the namespace and the object with content_key exist */
 	int64_t last_touch_ms;
 	int touch_due;
+	cJSON *urls; /* {"<location>": "<url>"} of the newest call, to record; NULL: none due */
+	int64_t urls_ms;
 };
 
 /* What the hot path needs of a Ready function, kept by the informer handlers so a hot call
@@ -63,6 +68,7 @@ struct functions {
 	pthread_mutex_t lock;
 	struct strmap entries; /* "ns/name" -> struct entry */
 	struct strmap ready;   /* "ns/name" of a Ready function -> struct ready_fn */
+	long long default_idle_timeout_s;
 	atomic_int shutting_down;
 	/* ---- limits (functions_options) ---- */
 	int max_functions_per_tenant;
@@ -79,6 +85,7 @@ static void entry_free(void *p)
 	struct entry *e = p;
 	free(e->tenant);
 	cJSON_Delete(e->desired);
+	cJSON_Delete(e->urls);
 	free(e);
 }
 
@@ -273,6 +280,56 @@ static void touch(struct functions *f, const char *ns, const char *name)
 		log_debug("functions", "recording use of %s/%s: %s", ns, name, kube_strerror(rc));
 }
 
+/* Keeps the call's presigned urls in the function's import-urls annotation, which the
+ * function controller uses for every later specialization (the urls in the spec expire). */
+static void record_urls(struct functions *f, const char *ns, const char *name, const cJSON *urls)
+{
+	char *text = cJSON_PrintUnformatted(urls);
+	cJSON *patch = cJSON_CreateObject();
+	cJSON *md = cJSON_AddObjectToObject(patch, "metadata");
+	cJSON *annos = cJSON_AddObjectToObject(md, "annotations");
+	char *body = NULL;
+	if (text && annos && cJSON_AddStringToObject(annos, UDF_ANNO_IMPORT_URLS, text))
+		body = cJSON_PrintUnformatted(patch);
+	if (body) {
+		int rc = kube_patch(f->kube, &res_functions, ns, name, NULL, KUBE_PATCH_MERGE, body,
+				    NULL, 0, NULL);
+		if (rc < 0 && rc != KUBE_ENOTFOUND)
+			log_debug("functions", "recording the urls of %s/%s: %s", ns, name,
+				  kube_strerror(rc));
+	}
+	free(body);
+	free(text);
+	cJSON_Delete(patch);
+}
+
+/* Notes the call's urls for recording when the last record is a minute old; 1 when due. */
+static int note_urls(struct functions *f, const struct fn_desc *d, const char *key, int64_t now)
+{
+	if (d->n_imports == 0)
+		return 0;
+	cJSON *urls = cJSON_CreateObject();
+	for (size_t i = 0; urls && i < d->n_imports; i++)
+		if (d->imports[i].location && d->imports[i].url && d->imports[i].url[0])
+			cJSON_AddStringToObject(urls, d->imports[i].location, d->imports[i].url);
+	int due = 0;
+	pthread_mutex_lock(&f->lock);
+	struct entry *e = strmap_get(&f->entries, key);
+	/* A function not Ready is about to be specialized (created, woken, replaced): its urls
+	 * must be the newest. A Ready one records them once a minute. */
+	if (e && urls && (now - e->urls_ms >= URLS_EVERY_MS || !strmap_has(&f->ready, key))) {
+		/* the first call after a start records too: the object may hold old urls */
+		e->urls_ms = now;
+		cJSON_Delete(e->urls);
+		e->urls = urls;
+		urls = NULL;
+		due = 1;
+	}
+	pthread_mutex_unlock(&f->lock);
+	cJSON_Delete(urls);
+	return due;
+}
+
 /* Answers the calls whose question the object settles; reschedules the rest. */
 static void evaluate(struct functions *f, const char *key, const char *ns, const cJSON *obj)
 {
@@ -382,9 +439,16 @@ static int process(void *arg, const char *key)
 	touch_due = e && e->touch_due;
 	if (e)
 		e->touch_due = 0;
+	cJSON *urls = e ? e->urls : NULL;
+	if (e)
+		e->urls = NULL;
 	pthread_mutex_unlock(&f->lock);
+	/* the urls first: the use recorded next is what wakes a function scaled to zero */
+	if (urls)
+		record_urls(f, ns, name, urls);
 	if (touch_due)
 		touch(f, ns, name);
+	cJSON_Delete(urls);
 	cJSON_Delete(obj);
 	cJSON_Delete(desired);
 	free(tenant);
@@ -513,6 +577,7 @@ int functions_new(const struct functions_options *o, struct functions **out)
 	f->inf_fn = o->inf_functions;
 	f->n_threads = o->threads > 0 ? o->threads : 8;
 	f->max_functions_per_tenant = o->max_functions_per_tenant;
+	f->default_idle_timeout_s = o->default_idle_timeout_s;
 	pthread_mutex_init(&f->lock, NULL);
 	strmap_init(&f->entries);
 	strmap_init(&f->ready);
@@ -713,6 +778,12 @@ static int entry_want(struct functions *f, const struct fn_desc *d, const char *
 		return 0;
 	if (fn_object(d, ns, &desired) < 0)
 		return -ENOMEM;
+	if (f->default_idle_timeout_s > 0 &&
+	    !cJSON_AddNumberToObject(cJSON_GetObjectItemCaseSensitive(desired, "spec"),
+				     "idleTimeoutSeconds", (double)f->default_idle_timeout_s)) {
+		cJSON_Delete(desired);
+		return -ENOMEM;
+	}
 	int rc = -ENOMEM;
 	char *tenant = strdup(d->tenant);
 	pthread_mutex_lock(&f->lock);
@@ -747,8 +818,11 @@ int functions_apply(struct functions *f, const struct fn_desc *d, int64_t answer
 		cb(arg, &o);
 		return 0;
 	}
-	if (answer_hot(f, d, ns, key, cb, arg))
+	if (answer_hot(f, d, ns, key, cb, arg)) {
+		if (note_urls(f, d, key, parked_now_ms()))
+			wq_add(f->wq, key);
 		return 0;
+	}
 	if (over_function_limit(f, ns, d, cb, arg))
 		return 0;
 
@@ -769,6 +843,7 @@ int functions_apply(struct functions *f, const struct fn_desc *d, int64_t answer
 			touch_if_due_locked(e, now);
 		pthread_mutex_unlock(&f->lock);
 		rc = parked_add(f->parked, key, c);
+		note_urls(f, d, key, now);
 	}
 	if (rc < 0) {
 		free(c);

@@ -44,7 +44,10 @@ struct functions_options {
 	atomic_int *leading;	      /* the TTL sweep runs only while *leading (NULL: always) */
 	const struct blocking_limits
 	    *blocking; /* shares of the blocking threads (NULL: defaults) */
-		       /* ---- end of limits ---- */
+	/* ---- end of limits ---- */
+	/* spec.idleTimeoutSeconds of the functions a call creates: Databend never drops what it
+	 * creates, so an idle UDF must not hold a pod forever (0: none) */
+	long long default_idle_timeout_s;
 };
 
 /* Adds its handlers to the shared informers: call before their loop starts. */
@@ -59,9 +62,10 @@ void functions_free(struct functions *f);
 
 /*
  * Create the function (or reuse the one of that name with the same content key; a different
- * key replaces its spec), then answer cb once: when Ready, when it failed, or at
- * answer_at_ms (CLOCK_MONOTONIC ms) with what is known then. Records the call as use of
- * the function. Returns 0, or a negative errno when cb will not be called.
+ * key replaces its spec; a call's presigned urls, newer than the function's, are kept in its
+ * udf.sandbox.io/import-urls annotation at most once a minute), then answer cb once: when Ready,
+ * when it failed, or at answer_at_ms (CLOCK_MONOTONIC ms) with what is known then. Records the call
+ * as use of the function. Returns 0, or a negative errno when cb will not be called.
  */
 int functions_apply(struct functions *f, const struct fn_desc *d, int64_t answer_at_ms,
 		    fn_apply_cb cb, void *arg);

@@ -31,10 +31,13 @@ struct tag {
 	struct rpc_call *call;
 };
 
+#define RPC_NCODES 17
+
 struct rpc_method {
 	char *path;
 	rpc_handler_fn fn;
 	void *arg;
+	atomic_ullong answered[RPC_NCODES]; /* calls answered, by status code (/metrics) */
 };
 
 struct rpc_server {
@@ -300,6 +303,10 @@ static void answer(struct rpc_call *c, enum rpc_status code, const char *message
 		log_error("grpc", "%s answered twice (bug)", c->method ? c->method : "?");
 		return;
 	}
+	for (int i = 0; c->method && i < c->srv->n_methods; i++)
+		if (strcmp(c->srv->methods[i].path, c->method) == 0 && (int)code >= 0 &&
+		    (int)code < RPC_NCODES)
+			atomic_fetch_add(&c->srv->methods[i].answered[code], 1);
 	grpc_op ops[3];
 	int n = 0;
 	memset(ops, 0, sizeof(ops));
@@ -543,7 +550,12 @@ int rpc_server_add_method(struct rpc_server *s, const char *path, rpc_handler_fn
 	char *p = strdup(path);
 	if (!p)
 		return -ENOMEM;
-	s->methods[s->n_methods++] = (struct rpc_method){p, fn, arg};
+	struct rpc_method *m = &s->methods[s->n_methods++];
+	m->path = p;
+	m->fn = fn;
+	m->arg = arg;
+	for (int i = 0; i < RPC_NCODES; i++)
+		atomic_init(&m->answered[i], 0);
 	return 0;
 }
 
@@ -612,4 +624,59 @@ void rpc_server_stop(struct rpc_server *s, int grace_ms)
 	pthread_cond_destroy(&s->cond);
 	free(s);
 	grpc_shutdown();
+}
+
+char *rpc_server_metrics(struct rpc_server *s)
+{
+	static const char *const names[RPC_NCODES] = {"OK",
+						      "CANCELLED",
+						      "UNKNOWN",
+						      "INVALID_ARGUMENT",
+						      "DEADLINE_EXCEEDED",
+						      "NOT_FOUND",
+						      "ALREADY_EXISTS",
+						      "PERMISSION_DENIED",
+						      "RESOURCE_EXHAUSTED",
+						      "FAILED_PRECONDITION",
+						      "ABORTED",
+						      "OUT_OF_RANGE",
+						      "UNIMPLEMENTED",
+						      "INTERNAL",
+						      "UNAVAILABLE",
+						      "DATA_LOSS",
+						      "UNAUTHENTICATED"};
+	size_t cap = 512, len = 0;
+	char *buf = malloc(cap);
+	if (!buf)
+		return NULL;
+	len = (size_t)snprintf(buf, cap,
+			       "# HELP udf_grpc_calls_total gRPC calls answered, by method and "
+			       "status code.\n"
+			       "# TYPE udf_grpc_calls_total counter\n");
+	for (int i = 0; s && i < s->n_methods; i++) {
+		for (int k = 0; k < RPC_NCODES; k++) {
+			unsigned long long n = atomic_load(&s->methods[i].answered[k]);
+			if (!n)
+				continue;
+			char line[512];
+			int w = snprintf(line, sizeof(line),
+					 "udf_grpc_calls_total{method=\"%s\",code=\"%s\"} %llu\n",
+					 s->methods[i].path, names[k], n);
+			if (w < 0 || (size_t)w >= sizeof(line))
+				continue;
+			if (len + (size_t)w + 1 > cap) {
+				size_t nc = cap * 2 + (size_t)w;
+				char *nb = realloc(buf, nc);
+				if (!nb) {
+					free(buf);
+					return NULL;
+				}
+				buf = nb;
+				cap = nc;
+			}
+			memcpy(buf + len, line, (size_t)w + 1);
+			len += (size_t)w;
+		}
+	}
+	return buf;
 }

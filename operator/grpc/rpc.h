@@ -85,6 +85,10 @@ void rpc_call_reply(struct rpc_call *call, const uint8_t *resp, size_t len);
 /* Answer with a non-OK status and a message a SQL user can read; the call is released. */
 void rpc_call_fail(struct rpc_call *call, enum rpc_status code, const char *message);
 
+/* Prometheus text (caller frees): udf_grpc_calls_total by method and status code. NULL on
+ * ENOMEM. Thread-safe. */
+char *rpc_server_metrics(struct rpc_server *s);
+
 /* CLOCK_MONOTONIC now, in milliseconds. */
 int64_t rpc_now_ms(void);
 

@@ -29,6 +29,11 @@
 #define UDF_LABEL_TENANT       "udf.sandbox.io/tenant" /* a label-safe form of the tenant */
 /* The hex sha256 of the pod's control token; the worker reads it through the downward API. */
 #define UDF_ANNO_CONTROL_TOKEN_SHA256 "udf.sandbox.io/control-token-sha256"
+/* On a claimed pod: "<namespace>/<name>" of its function, the spec hash it is specialized for,
+ * and how it came (warm: claimed from the pool; cold: created for the function). */
+#define UDF_ANNO_FUNCTION    "udf.sandbox.io/function"
+#define UDF_ANNO_SPEC_HASH   "udf.sandbox.io/spec-hash"
+#define UDF_ANNO_LAUNCH_TYPE "udf.sandbox.io/launch-type"
 
 /* Tenant namespaces and UdfFunctions. */
 #define UDF_ANNO_TENANT	     "udf.sandbox.io/tenant"	       /* exact tenant name */
@@ -37,5 +42,9 @@
 #define UDF_ANNO_UPDATED_AT  "udf.sandbox.io/updated-at"
 #define UDF_LABEL_PROTOCOL   "udf.sandbox.io/protocol" /* Databend protocol 1..3 */
 #define UDF_FINALIZER_PODS   "udf.sandbox.io/sandbox-pods"
+/* On a UdfFunction: the newest presigned urls a call brought, a JSON object
+ * {"<location>": "<url>"}, written by the gRPC service and never part of the content key;
+ * every specialization uses them in place of spec.imports[].url. */
+#define UDF_ANNO_IMPORT_URLS "udf.sandbox.io/import-urls"
 
 #endif

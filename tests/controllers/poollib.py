@@ -124,9 +124,17 @@ def apply(ns, manifest):
     return k("-n", ns, "apply", "-f", "-", input=json.dumps(manifest))
 
 
+def apply_raw(manifest):
+    """Applies a cluster-scoped object (or one whose manifest names its namespace)."""
+    return k("apply", "-f", "-", input=json.dumps(manifest))
+
+
 def operator(kubeconfig, *extra):
-    """The real operator, reconciling only this run's pools."""
-    return OperatorProcess(kubeconfig, "--pool-selector", f"{POOL_LABEL}={RUN_ID}", *extra)
+    """The real operator, reconciling only this run's pools and the UdfFunctions of this run's
+    namespaces (labelled POOL_LABEL=RUN_ID; the pool tests label none, so their operator
+    leaves every function of the shared cluster alone)."""
+    return OperatorProcess(kubeconfig, "--pool-selector", f"{POOL_LABEL}={RUN_ID}",
+                           "--function-namespace-selector", f"{POOL_LABEL}={RUN_ID}", *extra)
 
 
 def pool(ns, name):

@@ -498,6 +498,7 @@ def cluster_cases(kube):
                    ("patch", "udffunctions.udf.sandbox.io", "tenant-a", "status"),
                    ("create", "pods", "tenant-a", None), ("patch", "pods", "tenant-a", None),
                    ("delete", "pods", "tenant-a", None), ("create", "services", "tenant-a", None),
+                   ("patch", "endpointslices.discovery.k8s.io", "tenant-a", None),
                    ("get", "secrets", "tenant-a", None), ("create", "secrets", "tenant-a", None),
                    ("create", "networkpolicies.networking.k8s.io", "tenant-a", None),
                    ("create", "resourcequotas", "tenant-a", None),

@@ -31,6 +31,9 @@ NS_PREFIX = f"gt{PID % 100000}-"
 IMPORT_HOST = "127.0.0.2"
 STANDIN_BLOCKED = "127.0.0.3"
 TEST_BLOCKED_CIDRS = f"127.0.0.1/32,{STANDIN_BLOCKED}/32,::1/128,169.254.0.0/16,fe80::/10"
+# These tests play the function controller themselves (tests/lib/function_controller.py), so
+# the operator runs without its own; tests/controllers/ runs the real one.
+FAKE_CONTROLLER_ARGS = ("--controllers=pools",)
 
 
 def log(msg):
@@ -75,6 +78,7 @@ class Env:
         self.kube.ensure_crds(SOURCE_DIR)
         self.fc = FunctionController(self.kube)
         self.op = OperatorProcess(self.kubeconfig, "--tenant-namespace-prefix", NS_PREFIX,
+                                  *FAKE_CONTROLLER_ARGS,
                                   *extra_args)
         self.op.__enter__()
         self.channel = grpc.insecure_channel(

@@ -24,6 +24,7 @@ class ImportServer:
         self.host = host
         self.delay = delay
         self.answer = answer
+        self.valid_from = 0  # presigned urls numbered below this have expired (403)
         self.etags = etags
         self.requests = []
         self._seq = itertools.count(1)
@@ -35,7 +36,8 @@ class ImportServer:
                 self.end_headers()
 
             def do_GET(self):
-                path = urllib.parse.urlparse(self.path).path.lstrip("/")
+                parsed = urllib.parse.urlparse(self.path)
+                path = parsed.path.lstrip("/")
                 server.requests.append((path, self.headers.get("Range")))
                 if server.delay:
                     time.sleep(server.delay)
@@ -47,6 +49,12 @@ class ImportServer:
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)
+                    return
+                date = urllib.parse.parse_qs(parsed.query).get("X-Amz-Date", ["2026"])[0]
+                if int(date[4:] or 0) < server.valid_from:
+                    self.send_response(403)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 body = server.files.get(path)
                 if body is None:
@@ -84,6 +92,10 @@ class ImportServer:
         n = next(self._seq)
         return (f"http://{self.host}:{self.port}/{name}?X-Amz-Date=2026{n:08d}"
                 f"&X-Amz-Signature={hashlib.sha256(str(n).encode()).hexdigest()}")
+
+    def expire_all(self):
+        """Every url presigned so far expires (answers 403), as presigned urls do."""
+        self.valid_from = next(self._seq) + 1
 
     def __enter__(self):
         self.thread.start()

@@ -260,7 +260,8 @@ class ApplyUdfResource(unittest.TestCase):
         with tempfile.NamedTemporaryFile("w", suffix=".kubeconfig", delete=False) as f:
             yaml.safe_dump(cfg, f)
         try:
-            with gt.OperatorProcess(f.name, "--tenant-namespace-prefix", gt.NS_PREFIX) as op:
+            with gt.OperatorProcess(f.name, "--tenant-namespace-prefix", gt.NS_PREFIX,
+                                    *gt.FAKE_CONTROLLER_ARGS) as op:
                 ch = grpc.insecure_channel(op.grpc_address)
                 try:
                     grpc.channel_ready_future(ch).result(timeout=10)

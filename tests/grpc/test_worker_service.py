@@ -245,7 +245,7 @@ class WorkerService(unittest.TestCase):
         # Persisted: a new operator process lists the same workers.
         self.env.op.stop()
         self.env.op = gt.OperatorProcess(self.env.kubeconfig, "--tenant-namespace-prefix",
-                                         gt.NS_PREFIX)
+                                         gt.NS_PREFIX, *gt.FAKE_CONTROLLER_ARGS)
         self.env.op.__enter__()
         self.env.channel = grpc.insecure_channel(self.env.op.grpc_address)
         grpc.channel_ready_future(self.env.channel).result(timeout=10)

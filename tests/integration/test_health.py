@@ -56,7 +56,7 @@ class HealthFollowsApiServer(unittest.TestCase):
 
     def test_not_serving_then_serving_then_not_serving(self):
         self.cluster("stop", "kube-apiserver")
-        with OperatorProcess(self.kubeconfig) as op:
+        with OperatorProcess(self.kubeconfig, "--controllers=pools") as op:
             stub = health_pb2_grpc.HealthStub(grpc.insecure_channel(op.grpc_address))
             wait_for(lambda: self.check(stub) is not None, 10, what="gRPC server up")
             # Unreachable API server: NOT_SERVING, and it stays so.

@@ -38,6 +38,10 @@ class OperatorProcess:
         if not any(a.startswith("--pool-selector") for a in extra_args):
             # The cluster is shared: a test's operator reconciles no pool it did not ask for.
             extra_args = (*extra_args, "--pool-selector", f"udf.sandbox.io/test-pools=none-{os.getpid()}")
+        if not any(a.startswith(("--function-namespace-selector", "--controllers")) for a in extra_args):
+            # ... and no function outside the namespaces it asked for.
+            extra_args = (*extra_args, "--function-namespace-selector",
+                          f"udf.sandbox.io/test-functions=none-{os.getpid()}")
         self.args = [operator_binary(), "--kubeconfig", kubeconfig,
                      "--grpc-bind-address", self.grpc_address,
                      "--health-bind-address", self.http_address, *extra_args]
