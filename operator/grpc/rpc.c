@@ -21,6 +21,15 @@
 #define RPC_MAX_METHODS	   32
 #define RPC_MAX_METADATA   64
 #define RPC_DEFAULT_MAXMSG (4 * 1024 * 1024)
+/* A connection that has not finished its handshake (TLS, or the HTTP/2 preface and SETTINGS)
+ * this long is dropped: a caller that opens connections and stalls holds nothing for long.
+ * The core's default is 120 s. */
+#define RPC_HANDSHAKE_TIMEOUT_MS 10000
+/* What the core may hold for all connections together (read buffers, frames, messages being
+ * received). Above it the core shrinks buffers, then closes connections that carry no call
+ * (GOAWAY "Buffers full"). An idle connection costs about 14 KiB, so some 4500 fit; the
+ * operator's container is limited to 256 MiB (manifests/20-deployment.yaml). */
+#define RPC_MEMORY_QUOTA_BYTES (64u * 1024 * 1024)
 /* Requests the server keeps posted, so a burst of new calls does not wait on the CQ thread. */
 #define RPC_PENDING_ACCEPTS 16
 
@@ -125,12 +134,25 @@ static char *slice_strdup(grpc_slice s)
 	return out;
 }
 
+/* Set when the core logs that accept() failed: its listener has stopped (rpc.h). The log line
+ * is the only sign the core gives of it. */
+static atomic_int accept_failed;
+
 static void grpc_log_bridge(gpr_log_func_args *args)
 {
 	/* The core's own errors (bind failures, TLS problems) are worth a line; its info chatter
 	 * is not. */
-	if (args->severity == GPR_LOG_SEVERITY_ERROR)
-		log_warn("grpc", "core: %s", args->message);
+	if (args->severity != GPR_LOG_SEVERITY_ERROR)
+		return;
+	if (strncmp(args->message, "Failed accept4", 14) == 0 &&
+	    !atomic_exchange(&accept_failed, 1)) {
+		log_error("grpc",
+			  "core: %s; the gRPC port accepts no more connections until udf-operator "
+			  "restarts (/healthz now fails)",
+			  args->message);
+		return;
+	}
+	log_warn("grpc", "core: %s", args->message);
 }
 
 static void call_free(struct rpc_call *c)
@@ -524,7 +546,9 @@ int rpc_server_new(const struct rpc_server_options *opts, struct rpc_server **ou
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 
-	grpc_arg args[2];
+	grpc_resource_quota *quota = grpc_resource_quota_create("udf-operator");
+	grpc_resource_quota_resize(quota, RPC_MEMORY_QUOTA_BYTES);
+	grpc_arg args[4];
 	args[0].type = GRPC_ARG_INTEGER;
 	args[0].key = GRPC_ARG_ALLOW_REUSEPORT;
 	args[0].value.integer = 0;
@@ -532,9 +556,17 @@ int rpc_server_new(const struct rpc_server_options *opts, struct rpc_server **ou
 	args[1].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
 	args[1].value.integer =
 	    (int)(opts->max_message_bytes ? opts->max_message_bytes : RPC_DEFAULT_MAXMSG);
-	grpc_channel_args chargs = {.num_args = 2, .args = args};
+	args[2].type = GRPC_ARG_INTEGER;
+	args[2].key = GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS;
+	args[2].value.integer = RPC_HANDSHAKE_TIMEOUT_MS;
+	args[3].type = GRPC_ARG_POINTER;
+	args[3].key = GRPC_ARG_RESOURCE_QUOTA;
+	args[3].value.pointer.p = quota;
+	args[3].value.pointer.vtable = grpc_resource_quota_arg_vtable();
+	grpc_channel_args chargs = {.num_args = 4, .args = args};
 
 	s->server = grpc_server_create(&chargs, NULL);
+	grpc_resource_quota_unref(quota); /* the server holds its own reference */
 	s->cq = grpc_completion_queue_create_for_next(NULL);
 	grpc_server_register_completion_queue(s->server, s->cq, NULL);
 
@@ -573,6 +605,12 @@ out_shutdown:
 int rpc_server_port(const struct rpc_server *s)
 {
 	return s->port;
+}
+
+int rpc_server_accepting(const struct rpc_server *s)
+{
+	(void)s;
+	return !atomic_load(&accept_failed);
 }
 
 int rpc_server_add_method(struct rpc_server *s, const char *path, rpc_handler_fn fn, void *arg)

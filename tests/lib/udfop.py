@@ -64,7 +64,9 @@ def free_port():
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig, *extra_args):
+    def __init__(self, kubeconfig, *extra_args, nofile=None):
+        """nofile: the operator's RLIMIT_NOFILE as (soft, hard), to run out of descriptors."""
+        self.nofile = nofile
         self.grpc_port = free_port()
         self.http_port = free_port()
         self.grpc_address = f"127.0.0.1:{self.grpc_port}"
@@ -79,8 +81,12 @@ class OperatorProcess:
         self.proc = None
 
     def __enter__(self):
+        limit = None
+        if self.nofile:
+            import resource
+            limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)  # noqa: E731
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=operator_env())
+                                     env=operator_env(), preexec_fn=limit)
         return self
 
     def stop(self, timeout=30, check=True):
