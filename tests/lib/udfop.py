@@ -24,7 +24,8 @@ BUILD_DIR = os.environ.get("UDF_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
 
 # What the sanitizers print: a report in the log is a failed test, whatever the exit code.
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                     "WARNING: ThreadSanitizer", "ERROR: ThreadSanitizer")
+                     "WARNING: ThreadSanitizer", "ERROR: ThreadSanitizer",
+                     "Sanitizer has encountered a fatal error")
 # halt_on_error: the first ASan/UBSan report ends the process (and the test); TSan reports
 # every race it sees and exits 66 at the end. The suppressions name races inside uninstrumented
 # libraries (tests/grpc/tsan.supp says why each one is there).
