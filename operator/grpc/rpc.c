@@ -89,8 +89,10 @@ struct rpc_call {
  * order and would call every answer given off the CQ thread a race. Under TSan, each handoff
  * says so explicitly; elsewhere these are no-ops.
  */
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
+#if defined(__SANITIZE_THREAD__) /* gcc */
+#define RPC_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) /* clang */
 #define RPC_TSAN 1
 #endif
 #endif
