@@ -30,7 +30,8 @@ configure: deps
 
 help:
 	@echo "make            build bin/udf-operator and bin/udf-worker"
-	@echo "make test       make prereqs, then unit (ASan+UBSan), fuzz and integration tests (ctest)"
+	@echo "make test       make prereqs, then unit and integration tests (ASan+UBSan), fuzz and one"
+	@echo "                TSan run of the gRPC concurrency test (ctest)"
 	@echo "make prereqs    build (or find cached) what the tests use: venv, Kubernetes, etcd, runsc,"
 	@echo "                containerd, helm, the pause and worker images; one timed line per step"
 	@echo "make run        local cluster, images and the chart; waits for the default pool, prints"

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "api/blocking.h"
@@ -69,6 +70,7 @@ struct options {
 
 struct operator_state {
 	struct kube_client *kube;
+	struct rpc_server *rpc; /* set before the HTTP server starts */
 	struct health_state *health;
 	atomic_int reachable;
 	atomic_llong probes_ok;
@@ -77,7 +79,6 @@ struct operator_state {
 	char server_version[64];
 	struct pool_controller *pools;	       /* reconciles only while this replica leads */
 	struct function_controller *functions; /* likewise; NULL with --controllers=pools */
-	struct rpc_server *rpc;		       /* for its call counters */
 };
 
 static void usage(FILE *out)
@@ -514,14 +515,43 @@ static void probe_apiserver(struct operator_state *st)
 	kube_response_free(&resp);
 }
 
+/* The soft descriptor limit is often 1024, and the gRPC core stops accepting for good when
+ * descriptors run out (grpc/rpc.h): take what the hard limit allows, up to a bound (the core's
+ * memory quota closes idle connections long before some 4500, rpc.c). */
+#define NOFILE_WANTED 65536
+
+static void raise_nofile_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	rlim_t want = rl.rlim_max < NOFILE_WANTED ? rl.rlim_max : NOFILE_WANTED;
+	if (rl.rlim_cur < want) {
+		rlim_t was = rl.rlim_cur;
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			rl.rlim_cur = was;
+	}
+	if (rl.rlim_cur < 8192)
+		log_warn(
+		    "main",
+		    "at most %llu file descriptors (RLIMIT_NOFILE); a caller holding that many "
+		    "connections stops the gRPC port until a restart",
+		    (unsigned long long)rl.rlim_cur);
+}
+
 static void http_handler(const char *path, int *status, char **body, const char **ctype, void *arg)
 {
 	struct operator_state *st = arg;
 	int serving = health_is_serving(st->health);
 
 	if (strcmp(path, "/healthz") == 0 || strcmp(path, "/livez") == 0) {
-		*status = 200;
-		*body = strdup("ok\n");
+		int accepting = !st->rpc || rpc_server_accepting(st->rpc);
+		*status = accepting ? 200 : 503;
+		*body =
+		    strdup(accepting ? "ok\n"
+				     : "the gRPC port stopped accepting connections (out of file "
+				       "descriptors); restart udf-operator\n");
 	} else if (strcmp(path, "/readyz") == 0) {
 		*status = serving ? 200 : 503;
 		*body = strdup(serving ? "ok\n" : "API server unreachable\n");
@@ -704,10 +734,12 @@ int main(int argc, char **argv)
 	    .tls_key_file = o.grpc_tls_key,
 	    .tls_client_ca_file = o.grpc_tls_client_ca,
 	};
+	raise_nofile_limit();
 	if (rpc_server_new(&ro, &rpc, err, sizeof(err)) < 0) {
 		log_error("main", "gRPC: %s", err);
 		goto out_health;
 	}
+	st.rpc = rpc;
 	if (watches_new(st.kube, &o, &w) < 0) {
 		log_error("main", "cannot create the informers");
 		goto out_rpc;
@@ -778,7 +810,6 @@ int main(int argc, char **argv)
 		 o.grpc_tls_client_ca ? "mutual TLS"
 		 : o.grpc_tls_cert    ? "TLS"
 				      : "plaintext");
-	st.rpc = rpc; /* read by /metrics; the HTTP server stops before the gRPC server */
 	if (httpd_start(o.health_bind, http_handler, &st, &http, err, sizeof(err)) < 0) {
 		log_error("main", "health endpoint: %s", err);
 		goto out_rpc;

@@ -21,6 +21,15 @@
 #define RPC_MAX_METHODS	   32
 #define RPC_MAX_METADATA   64
 #define RPC_DEFAULT_MAXMSG (4 * 1024 * 1024)
+/* A connection that has not finished its handshake (TLS, or the HTTP/2 preface and SETTINGS)
+ * this long is dropped: a caller that opens connections and stalls holds nothing for long.
+ * The core's default is 120 s. */
+#define RPC_HANDSHAKE_TIMEOUT_MS 10000
+/* What the core may hold for all connections together (read buffers, frames, messages being
+ * received). Above it the core shrinks buffers, then closes connections that carry no call
+ * (GOAWAY "Buffers full"). An idle connection costs about 14 KiB, so some 4500 fit; the
+ * operator's container is limited to 256 MiB (manifests/20-deployment.yaml). */
+#define RPC_MEMORY_QUOTA_BYTES (64u * 1024 * 1024)
 /* Requests the server keeps posted, so a burst of new calls does not wait on the CQ thread. */
 #define RPC_PENDING_ACCEPTS 16
 
@@ -77,6 +86,41 @@ struct rpc_call {
 	struct tag t_new, t_recv, t_close, t_send;
 };
 
+/*
+ * The gRPC core orders what a thread did before handing it a tag before the completion-queue
+ * thread's use of that tag, but it is not built with ThreadSanitizer, which cannot see that
+ * order and would call every answer given off the CQ thread a race. Under TSan, each handoff
+ * says so explicitly; elsewhere these are no-ops.
+ */
+#if defined(__SANITIZE_THREAD__) /* gcc */
+#define RPC_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) /* clang */
+#define RPC_TSAN 1
+#endif
+#endif
+#ifdef RPC_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+static void tag_handed(struct tag *t)
+{
+	__tsan_release(t);
+}
+static void tag_returned(struct tag *t)
+{
+	__tsan_acquire(t);
+}
+#else
+static void tag_handed(struct tag *t)
+{
+	(void)t;
+}
+static void tag_returned(struct tag *t)
+{
+	(void)t;
+}
+#endif
+
 int64_t rpc_now_ms(void)
 {
 	struct timespec ts;
@@ -95,12 +139,25 @@ static char *slice_strdup(grpc_slice s)
 	return out;
 }
 
+/* Set when the core logs that accept() failed: its listener has stopped (rpc.h). The log line
+ * is the only sign the core gives of it. */
+static atomic_int accept_failed;
+
 static void grpc_log_bridge(gpr_log_func_args *args)
 {
 	/* The core's own errors (bind failures, TLS problems) are worth a line; its info chatter
 	 * is not. */
-	if (args->severity == GPR_LOG_SEVERITY_ERROR)
-		log_warn("grpc", "core: %s", args->message);
+	if (args->severity != GPR_LOG_SEVERITY_ERROR)
+		return;
+	if (strncmp(args->message, "Failed accept4", 14) == 0 &&
+	    !atomic_exchange(&accept_failed, 1)) {
+		log_error("grpc",
+			  "core: %s; the gRPC port accepts no more connections until udf-operator "
+			  "restarts (/healthz now fails)",
+			  args->message);
+		return;
+	}
+	log_warn("grpc", "core: %s", args->message);
 }
 
 static void call_free(struct rpc_call *c)
@@ -162,6 +219,7 @@ static void post_accept(struct rpc_server *s)
 		return;
 	}
 	atomic_store(&c->refs, 1);
+	tag_handed(&c->t_new);
 	grpc_call_error e = grpc_server_request_call(s->server, &c->call, &c->details,
 						     &c->request_md, s->cq, s->cq, &c->t_new);
 	if (e != GRPC_CALL_OK) {
@@ -206,6 +264,7 @@ static void on_new_call(struct rpc_server *s, struct rpc_call *c, int ok)
 	grpc_op close_op = {0};
 	close_op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
 	close_op.data.recv_close_on_server.cancelled = &c->close_cancelled;
+	tag_handed(&c->t_close);
 	if (grpc_call_start_batch(c->call, &close_op, 1, &c->t_close, NULL) != GRPC_CALL_OK) {
 		atomic_store(&c->closed, 1);
 		call_unref(c);
@@ -214,6 +273,7 @@ static void on_new_call(struct rpc_server *s, struct rpc_call *c, int ok)
 	grpc_op recv_op = {0};
 	recv_op.op = GRPC_OP_RECV_MESSAGE;
 	recv_op.data.recv_message.recv_message = &c->recv;
+	tag_handed(&c->t_recv);
 	if (!c->method ||
 	    grpc_call_start_batch(c->call, &recv_op, 1, &c->t_recv, NULL) != GRPC_CALL_OK) {
 		rpc_call_fail(c, RPC_INTERNAL, "could not read the request");
@@ -271,6 +331,7 @@ static void *cq_thread(void *arg)
 		if (ev.type != GRPC_OP_COMPLETE)
 			continue;
 		struct tag *t = ev.tag;
+		tag_returned(t);
 		switch (t->kind) {
 		case TAG_NEW_CALL:
 			on_new_call(s, t->call, ev.success);
@@ -330,7 +391,9 @@ static void answer(struct rpc_call *c, enum rpc_status code, const char *message
 		ops[n].data.send_status_from_server.status_details = &c->status_details;
 	}
 	n++;
-	if (grpc_call_start_batch(c->call, ops, (size_t)n, &c->t_send, NULL) != GRPC_CALL_OK) {
+	grpc_call *gc = c->call; /* the last read of c before the core may hand it back */
+	tag_handed(&c->t_send);
+	if (grpc_call_start_batch(gc, ops, (size_t)n, &c->t_send, NULL) != GRPC_CALL_OK) {
 		log_warn("grpc", "could not send the answer to %s", c->method ? c->method : "?");
 		call_unref(c);
 	}
@@ -492,7 +555,9 @@ int rpc_server_new(const struct rpc_server_options *opts, struct rpc_server **ou
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 
-	grpc_arg args[2];
+	grpc_resource_quota *quota = grpc_resource_quota_create("udf-operator");
+	grpc_resource_quota_resize(quota, RPC_MEMORY_QUOTA_BYTES);
+	grpc_arg args[4];
 	args[0].type = GRPC_ARG_INTEGER;
 	args[0].key = GRPC_ARG_ALLOW_REUSEPORT;
 	args[0].value.integer = 0;
@@ -500,9 +565,17 @@ int rpc_server_new(const struct rpc_server_options *opts, struct rpc_server **ou
 	args[1].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
 	args[1].value.integer =
 	    (int)(opts->max_message_bytes ? opts->max_message_bytes : RPC_DEFAULT_MAXMSG);
-	grpc_channel_args chargs = {.num_args = 2, .args = args};
+	args[2].type = GRPC_ARG_INTEGER;
+	args[2].key = GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS;
+	args[2].value.integer = RPC_HANDSHAKE_TIMEOUT_MS;
+	args[3].type = GRPC_ARG_POINTER;
+	args[3].key = GRPC_ARG_RESOURCE_QUOTA;
+	args[3].value.pointer.p = quota;
+	args[3].value.pointer.vtable = grpc_resource_quota_arg_vtable();
+	grpc_channel_args chargs = {.num_args = 4, .args = args};
 
 	s->server = grpc_server_create(&chargs, NULL);
+	grpc_resource_quota_unref(quota); /* the server holds its own reference */
 	s->cq = grpc_completion_queue_create_for_next(NULL);
 	grpc_server_register_completion_queue(s->server, s->cq, NULL);
 
@@ -541,6 +614,12 @@ out_shutdown:
 int rpc_server_port(const struct rpc_server *s)
 {
 	return s->port;
+}
+
+int rpc_server_accepting(const struct rpc_server *s)
+{
+	(void)s;
+	return !atomic_load(&accept_failed);
 }
 
 int rpc_server_add_method(struct rpc_server *s, const char *path, rpc_handler_fn fn, void *arg)
@@ -597,6 +676,7 @@ void rpc_server_stop(struct rpc_server *s, int grace_ms)
 		return;
 	atomic_store(&s->shutting_down, 1);
 	s->shutdown_tag = (struct tag){TAG_SHUTDOWN, NULL};
+	tag_handed(&s->shutdown_tag);
 	grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
 	if (s->started) {
 		if (!wait_until(s, &s->shutdown_done, rpc_now_ms() + grace_ms)) {

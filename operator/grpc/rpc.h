@@ -58,6 +58,12 @@ int rpc_server_new(const struct rpc_server_options *opts, struct rpc_server **ou
 /* The port actually bound (useful with port 0). */
 int rpc_server_port(const struct rpc_server *s);
 
+/* 0 once the core has stopped accepting connections: gRPC 1.51 gives its listener up for good
+ * when accept() fails with anything but EAGAIN, EINTR or ECONNABORTED, as when descriptors run
+ * out (grpc/grpc#20418). Only a restart brings the port back, so main's /healthz reports it.
+ * Process-wide (the core's log is), thread-safe. */
+int rpc_server_accepting(const struct rpc_server *s);
+
 /* path: "/package.Service/Method". Register before rpc_server_start. */
 int rpc_server_add_method(struct rpc_server *s, const char *path, rpc_handler_fn fn, void *arg);
 

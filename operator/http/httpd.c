@@ -190,8 +190,16 @@ static void *serve(void *arg)
 		}
 		if (pfds[1].revents & POLLIN) {
 			int fd = accept4(h->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-			if (fd < 0)
+			if (fd < 0) {
+				/* Out of descriptors, the connection stays queued and the listener
+				 * readable: poll() would return at once, forever. Wait for some to
+				 * be freed instead of spinning. */
+				if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+				    errno == ENOMEM)
+					nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000},
+						  NULL);
 				continue;
+			}
 			struct timeval tv = {.tv_sec = 2};
 			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 			int slot = -1;

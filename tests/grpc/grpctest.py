@@ -86,7 +86,12 @@ class Env:
         self.udf = udf_pb2_grpc.UdfServiceStub(self.channel)
         self.resource = resource_pb2_grpc.ResourceServiceStub(self.channel)
         self.worker = resource_pb2_grpc.WorkerServiceStub(self.channel)
-        grpc.channel_ready_future(self.channel).result(timeout=10)
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=10)
+        except grpc.FutureTimeoutError:
+            # setUpClass failing runs no tearDownClass: stop the operator here, with its log.
+            self.op.__exit__(AssertionError, None, None)
+            raise
 
     def namespace_of(self, tenant):
         for ns in self.kube.namespaces("udf.sandbox.io/tenant-namespace=true"):
@@ -109,10 +114,11 @@ class Env:
     def close(self):
         self.fc.stop()
         self.channel.close()
-        rc = self.op.stop()
+        rc = self.op.stop(check=False)
         for ns in self.kube.namespaces("udf.sandbox.io/tenant-namespace=true"):
             if ns["metadata"]["name"].startswith(NS_PREFIX):
                 self.kube.delete_namespace(ns["metadata"]["name"])
+        self.op.check_sanitizers()
         return rc
 
     def output(self):
