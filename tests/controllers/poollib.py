@@ -60,6 +60,10 @@ def ensure_node(worker_image=True):
             sys.stderr.write(out.stdout + out.stderr)
             raise SystemExit("hack/image.sh worker failed")
     kubeconfig = ensure_cluster(control_plane_only=False)
+    # A cluster remade by an earlier test (node_down_up) has no CRDs yet.
+    k("apply", "--server-side", "--force-conflicts", "-f", os.path.join(SOURCE_DIR, "crds"))
+    k("wait", "--for", "condition=Established", "--timeout=60s",
+      "crd/udfwarmpools.udf.sandbox.io", "crd/udffunctions.udf.sandbox.io")
     if worker_image:
         subprocess.run([NODE_SH, "up"], check=True, capture_output=True)
         with open(os.path.join(SOURCE_DIR, "bin", "udf-worker"), "rb") as f:

@@ -69,9 +69,15 @@ def tables(save_output):
     return {line[1:] for line in save_output.splitlines() if line.startswith("*")}
 
 
+# The control plane's own rule (hack/cluster.sh: its API address answers this host and its
+# pods only) stays while the control plane runs; node.sh does not own it.
+CONTROL_PLANE_MARK = "udf-sandbox apiserver"
+
+
 def our_rules(save_output):
     return [ln for ln in save_output.splitlines()
-            if ln.startswith("-A") and any(m in ln for m in OUR_MARKS)]
+            if ln.startswith("-A") and any(m in ln for m in OUR_MARKS)
+            and CONTROL_PLANE_MARK not in ln]
 
 
 KUBE_ROUTER_CHAINS = ("KUBE-ROUTER-", "KUBE-POD-FW-", "KUBE-NWPLCY-")
