@@ -129,7 +129,8 @@ def main():
             check("in-cluster" in log or "https://10.96.0.1:443" in log or "https://127.0.0.1:" in log,
                   "%s: in-cluster config: %s" % (p["metadata"]["name"], log.splitlines()[0] if log else "(no log)"))
             low = log.lower()
-            check("forbidden" not in low and " 403" not in low, "%s: no request refused" % p["metadata"]["name"])
+            refused = [ln for ln in log.splitlines() if "forbidden" in ln.lower() or " 403" in ln]
+            check(not refused, "%s: no request refused: %s" % (p["metadata"]["name"], refused[:3]))
         if failures_so_far():
             print(kubectl("-n", NS, "get", "all,udfpool", "-o", "wide", check=False).stdout)
             for p in pods:
