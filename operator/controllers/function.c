@@ -19,6 +19,7 @@
 #include "kube/strmap.h"
 #include "kube/workqueue.h"
 #include "udf/function_pod.h"
+#include "udf/event.h"
 #include "udf/labels.h"
 #include "udf/pool_pod.h"
 #include "udf/selector.h"
@@ -133,14 +134,6 @@ static int64_t parse_time(const char *s)
 	return (int64_t)timegm(&tm);
 }
 
-static void format_time(int64_t t, char out[32])
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static void count(struct function_controller *fc, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void count(struct function_controller *fc, const char *fmt, ...)
@@ -239,39 +232,16 @@ __attribute__((format(printf, 5, 6))) static void fn_event(struct function_contr
 							   const cJSON *fn, int warning,
 							   const char *reason, const char *fmt, ...)
 {
-	char msg[1024], ts[32], gen[300];
+	char msg[1024];
+	cJSON *ev = NULL;
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	format_time((int64_t)time(NULL), ts);
-	const char *name = k8s_str(fn, "metadata.name");
-	const char *ns = k8s_str(fn, "metadata.namespace");
-	snprintf(gen, sizeof(gen), "%s.", name);
-	cJSON *ev = cJSON_CreateObject();
-	cJSON *meta = cJSON_AddObjectToObject(ev, "metadata");
-	cJSON *inv = cJSON_AddObjectToObject(ev, "involvedObject");
-	cJSON *src = cJSON_AddObjectToObject(ev, "source");
-	if (!meta || !inv || !src)
-		goto out;
-	cJSON_AddStringToObject(meta, "generateName", gen);
-	cJSON_AddStringToObject(meta, "namespace", ns);
-	cJSON_AddStringToObject(inv, "apiVersion", UDF_API_VERSION);
-	cJSON_AddStringToObject(inv, "kind", UDF_KIND_FN);
-	cJSON_AddStringToObject(inv, "name", name);
-	cJSON_AddStringToObject(inv, "namespace", ns);
-	cJSON_AddStringToObject(inv, "uid", k8s_str(fn, "metadata.uid"));
-	cJSON_AddStringToObject(ev, "reason", reason);
-	cJSON_AddStringToObject(ev, "message", msg);
-	cJSON_AddStringToObject(ev, "type", warning ? "Warning" : "Normal");
-	cJSON_AddStringToObject(ev, "firstTimestamp", ts);
-	cJSON_AddStringToObject(ev, "lastTimestamp", ts);
-	cJSON_AddNumberToObject(ev, "count", 1);
-	cJSON_AddStringToObject(src, "component", UDF_MANAGER);
-	cJSON_AddStringToObject(ev, "reportingComponent", UDF_MANAGER);
+	if (udf_event_object(fn, UDF_KIND_FN, warning, reason, msg, (int64_t)time(NULL), &ev) < 0)
+		return;
 	atomic_fetch_add(&fc->api_requests, 1);
-	kube_create(fc->kube, &res_events, ns, ev, NULL);
-out:
+	kube_create(fc->kube, &res_events, k8s_str(fn, "metadata.namespace"), ev, NULL);
 	cJSON_Delete(ev);
 }
 
@@ -555,7 +525,7 @@ static cJSON *condition(const cJSON *old_status, const struct cond *c, int64_t g
 		if (t && s && strcmp(t, c->type) == 0 && strcmp(s, c->status) == 0)
 			ltt = k8s_str(o, "lastTransitionTime");
 	}
-	format_time((int64_t)time(NULL), now);
+	udf_time_rfc3339((int64_t)time(NULL), now);
 	cJSON *j = cJSON_CreateObject();
 	cJSON_AddStringToObject(j, "type", c->type);
 	cJSON_AddStringToObject(j, "status", c->status);
@@ -1325,7 +1295,7 @@ static int reconcile(struct function_controller *fc, const char *key)
 	cJSON_AddNumberToObject(s, "observedGeneration", (double)gen);
 	char used[32];
 	if (used_s) {
-		format_time(used_s, used);
+		udf_time_rfc3339(used_s, used);
 		cJSON_AddStringToObject(s, "lastUsedTime", used);
 	}
 

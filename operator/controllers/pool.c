@@ -16,6 +16,7 @@
 #include "controllers/expectations.h"
 #include "kube/strmap.h"
 #include "kube/workqueue.h"
+#include "udf/event.h"
 #include "udf/labels.h"
 #include "udf/pool_pod.h"
 #include "util/log.h"
@@ -102,14 +103,6 @@ static int64_t parse_time(const char *s)
 	return (int64_t)timegm(&tm);
 }
 
-static void format_time(int64_t t, char out[32])
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* ---- queue ---- */
 
 static void enqueue(struct pool_controller *pc, const char *key)
@@ -193,43 +186,21 @@ pool_event(struct pool_controller *pc, struct pool_state *st, const cJSON *pool,
 		return;
 	st->ev_tokens -= 1;
 
-	char msg[1024], ts[32], gen[300];
+	char msg[1024];
+	cJSON *ev = NULL;
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	format_time((int64_t)time(NULL), ts);
-	const char *name = k8s_str(pool, "metadata.name");
+	if (udf_event_object(pool, UDF_KIND_POOL, warning, reason, msg, (int64_t)time(NULL), &ev) <
+	    0)
+		return;
 	const char *ns = k8s_str(pool, "metadata.namespace");
-	snprintf(gen, sizeof(gen), "%s.", name);
-
-	cJSON *ev = cJSON_CreateObject();
-	cJSON *meta = cJSON_AddObjectToObject(ev, "metadata");
-	cJSON *inv = cJSON_AddObjectToObject(ev, "involvedObject");
-	cJSON *src = cJSON_AddObjectToObject(ev, "source");
-	if (!meta || !inv || !src)
-		goto out;
-	cJSON_AddStringToObject(meta, "generateName", gen);
-	cJSON_AddStringToObject(meta, "namespace", ns);
-	cJSON_AddStringToObject(inv, "apiVersion", UDF_API_VERSION);
-	cJSON_AddStringToObject(inv, "kind", UDF_KIND_POOL);
-	cJSON_AddStringToObject(inv, "name", name);
-	cJSON_AddStringToObject(inv, "namespace", ns);
-	cJSON_AddStringToObject(inv, "uid", k8s_str(pool, "metadata.uid"));
-	cJSON_AddStringToObject(inv, "resourceVersion", k8s_str(pool, "metadata.resourceVersion"));
-	cJSON_AddStringToObject(ev, "reason", reason);
-	cJSON_AddStringToObject(ev, "message", msg);
-	cJSON_AddStringToObject(ev, "type", warning ? "Warning" : "Normal");
-	cJSON_AddStringToObject(ev, "firstTimestamp", ts);
-	cJSON_AddStringToObject(ev, "lastTimestamp", ts);
-	cJSON_AddNumberToObject(ev, "count", 1);
-	cJSON_AddStringToObject(src, "component", UDF_MANAGER);
-	cJSON_AddStringToObject(ev, "reportingComponent", UDF_MANAGER);
 	atomic_fetch_add(&pc->api_requests, 1);
 	int rc = kube_create(pc->kube, &res_events, ns, ev, NULL);
 	if (rc < 0)
-		log_debug(COMPONENT, "Event %s on %s/%s: %s", reason, ns, name, kube_strerror(rc));
-out:
+		log_debug(COMPONENT, "Event %s on %s/%s: %s", reason, ns,
+			  k8s_str(pool, "metadata.name"), kube_strerror(rc));
 	cJSON_Delete(ev);
 }
 
@@ -609,7 +580,7 @@ static cJSON *condition(const cJSON *old_status, const char *type, int status, c
 		if (t && os && strcmp(t, type) == 0 && strcmp(os, s) == 0)
 			ltt = k8s_str(c, "lastTransitionTime");
 	}
-	format_time((int64_t)time(NULL), now);
+	udf_time_rfc3339((int64_t)time(NULL), now);
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "type", type);
 	cJSON_AddStringToObject(o, "status", s);
