@@ -95,21 +95,25 @@ int tokens_copy(struct tokens *t, const char *ns, const char *secret, int64_t no
 	return copied;
 }
 
+/* Standard base64 as Kubernetes writes Secret data: whole quads, at most two '=' and only at
+ * the end. A token is text: one with a NUL byte in it is refused, not cut short. */
 static char *base64_decode(const char *in)
 {
 	size_t n = strlen(in);
-	if (n % 4 != 0)
+	size_t pad = 0;
+	while (pad < n && in[n - 1 - pad] == '=')
+		pad++;
+	if (n % 4 != 0 || pad > 2 || memchr(in, '=', n - pad))
 		return NULL;
 	char *out = malloc(n / 4 * 3 + 1);
 	if (!out)
 		return NULL;
 	int len = n ? EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n) : 0;
-	if (len < 0) {
+	if (len < (int)pad || memchr(out, '\0', (size_t)len - pad)) {
 		free(out);
 		return NULL;
 	}
-	for (size_t i = n; i > 0 && in[i - 1] == '='; i--)
-		len--;
+	len -= (int)pad;
 	out[len] = '\0';
 	return out;
 }
