@@ -14,7 +14,7 @@ source "$here/lib/common.sh"
 
 usage() {
 	cat <<USAGE
-usage: hack/run.sh [-- OPERATOR_FLAGS...]
+usage: hack/run.sh [-- HELM_ARGS... | -- OPERATOR_FLAGS...]
 
 UDF_RUN_MODE=cluster (the default, what \`make run\` does):
   hack/cluster.sh up (control plane and node), hack/image.sh worker operator (and import),
@@ -26,7 +26,10 @@ UDF_RUN_MODE=cluster (the default, what \`make run\` does):
   Environment: UDF_RUN_WAIT (seconds to wait for each of the Deployment and the pool,
   default 300), UDF_RUN_POOL_SELECTOR (the chart's operator.poolSelector, default
   '!udf-test-run': every pool but the tests', which run operators of their own; empty: every
-  pool). OPERATOR_FLAGS are not used in this mode (set chart values with helm).
+  pool; it also goes to operator.functionNamespaceSelector, so functions in the tests'
+  namespaces are left to their operators), UDF_RUN_FOLLOW=0 (return after printing instead of
+  following the logs). HELM_ARGS after -- go to helm upgrade --install (e.g. --set-json
+  'grpc.allowedFrom=[{"ipBlock":{"cidr":"203.0.113.0/24"}}]').
 
 UDF_RUN_MODE=local:
   hack/cluster.sh up (UDF_RUN_NODE=0: control plane only), kubectl apply -f crds/, and
@@ -84,8 +87,9 @@ helm_() {
 install_chart() {
 	local existed=0
 	helm_ status udf-sandbox --namespace default >/dev/null 2>&1 && existed=1
-	helm_ upgrade --install udf-sandbox "$root/manifests/helm/udf-sandbox" --namespace default \
-		--set operator.logFormat=text --set-string "operator.poolSelector=$pool_selector"
+	helm_ upgrade --install udf-sandbox "$root/manifests/helm/udf-sandbox" --namespace default "$@" \
+		--set operator.logFormat=text --set-string "operator.poolSelector=$pool_selector" \
+		--set-string "operator.functionNamespaceSelector=$pool_selector"
 	if [ "$existed" -eq 1 ]; then
 		kubectl_ -n udf-system rollout restart deploy/udf-operator
 	fi
@@ -130,7 +134,7 @@ run_cluster() {
 	step "run: images worker, operator (hack/image.sh)" "$here/image.sh" worker operator
 	step "run: import images into the node" "$here/image.sh" import
 	step "run: kubectl apply --server-side -f crds/" apply_crds
-	step "run: helm upgrade --install udf-sandbox" install_chart
+	step "run: helm upgrade --install udf-sandbox" install_chart "$@"
 	step "run: operator Deployment ready (2 replicas)" kubectl_ -n udf-system rollout status \
 		deploy/udf-operator --timeout="${wait}s"
 	step "run: UdfWarmPool udf-sandboxes/default Ready" kubectl_ -n udf-sandboxes wait \
@@ -148,11 +152,12 @@ run_cluster() {
   Ctrl-C stops following the logs below and leaves the cluster up; hack/cluster.sh down removes it.
 
 MSG
+	[ "${UDF_RUN_FOLLOW:-1}" = "0" ] && return 0
 	follow_logs
 }
 
 case "${UDF_RUN_MODE:-cluster}" in
-cluster) run_cluster ;;
+cluster) run_cluster "$@" ;;
 local) run_local "$@" ;;
 *) die "UDF_RUN_MODE is cluster or local, not ${UDF_RUN_MODE}" ;;
 esac

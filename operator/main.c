@@ -121,8 +121,9 @@ static void usage(FILE *out)
 	    "  --default-idle-timeout D    idle timeout of the functions gRPC calls create, e.g.\n"
 	    "                              600, 90s, 10m, 1h; 0 never scales them to zero\n"
 	    "                              (default 10m)\n"
-	    "  --function-namespace-selector K=V[,K=V]  reconcile only the UdfFunctions of\n"
-	    "                              namespaces with these labels (default: all)\n"
+	    "  --function-namespace-selector SEL  reconcile only the UdfFunctions of namespaces\n"
+	    "                              that SEL selects: K=V, K (has the label), !K (has\n"
+	    "                              not), comma-separated, all must hold (default: all)\n"
 	    "  --health-bind-address ADDR  HTTP /healthz, /readyz, /metrics (default :8081;\n"
 	    "                              0 disables)\n"
 	    "  --grpc-tls-client-ca FILE   with TLS, require callers' certificates signed by a CA\n"
@@ -784,7 +785,7 @@ int main(int argc, char **argv)
 	};
 	if (o.run_functions && function_controller_new(&fco, &st.functions) < 0) {
 		log_error("main", "cannot create the UdfFunction controller (is "
-				  "--function-namespace-selector K=V[,K=V]?)");
+				  "--function-namespace-selector K=V|K|!K[,...]?)");
 		goto out_rpc;
 	}
 	if (functions_new(&fo, &fns) < 0 || functions_start(fns) < 0 ||

@@ -108,6 +108,13 @@ static int belongs_to(const cJSON *obj, const char *tenant)
 	return t && strcmp(t, tenant) == 0;
 }
 
+/* A dropped worker's UdfFunction lives on until its finalizer has deleted its pods: it is
+ * gone for ListWorkers, AlterWorker and DropWorker from the moment it was dropped. */
+static int dropped(const cJSON *obj)
+{
+	return k8s_get(obj, "metadata.deletionTimestamp") != NULL;
+}
+
 static void run_create(struct record_job *j)
 {
 	char msg[768] = "";
@@ -139,6 +146,12 @@ static void run_create(struct record_job *j)
 				 "another tenant",
 				 j->name, j->ns, j->object);
 			j->cb(j->arg, FN_CONFLICT, msg, NULL, 0);
+		} else if (dropped(out)) {
+			snprintf(msg, sizeof(msg),
+				 "worker \"%s\" is being dropped (its pods are being deleted); "
+				 "create it again in a few seconds",
+				 j->name);
+			j->cb(j->arg, FN_PROVISIONING, msg, NULL, 0);
 		} else if (!j->flag) {
 			snprintf(msg, sizeof(msg), "worker \"%s\" already exists", j->name);
 			j->cb(j->arg, FN_EXISTS, msg, NULL, 0);
@@ -164,7 +177,7 @@ static int get_own_worker(struct record_job *j, cJSON **cur, int *rc)
 		return 1;
 	}
 	*rc = kube_get_object(functions_kube(j->f), &res_functions, j->ns, j->object, cur);
-	if (*rc == 0 && !belongs_to(*cur, j->tenant))
+	if (*rc == 0 && (!belongs_to(*cur, j->tenant) || dropped(*cur)))
 		*rc = KUBE_ENOTFOUND;
 	return 0;
 }
@@ -246,7 +259,7 @@ static void answer_list(struct record_job *j, const cJSON *items)
 		const char *ns = k8s_str(it, "metadata.namespace");
 		const char *proto = k8s_label(it, UDF_LABEL_PROTOCOL);
 		if (ns && proto && strcmp(ns, j->ns) == 0 && strcmp(proto, "3") == 0 &&
-		    belongs_to(it, j->tenant))
+		    belongs_to(it, j->tenant) && !dropped(it))
 			render(it, &ws[n++]);
 	}
 	qsort(ws, n, sizeof(*ws), by_name);

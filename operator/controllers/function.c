@@ -1497,6 +1497,7 @@ static void *worker_main(void *arg)
 
 /* ---- lifecycle ---- */
 
+/* "K=V,!K,K": matchLabels for K=V, matchExpressions DoesNotExist for !K and Exists for K. */
 static int parse_selector(const char *text, cJSON **out)
 {
 	*out = NULL;
@@ -1504,18 +1505,33 @@ static int parse_selector(const char *text, cJSON **out)
 		return 0;
 	cJSON *sel = cJSON_CreateObject();
 	cJSON *ml = cJSON_AddObjectToObject(sel, "matchLabels");
+	cJSON *me = cJSON_AddArrayToObject(sel, "matchExpressions");
 	char *copy = strdup(text);
-	int rc = ml && copy ? 0 : -ENOMEM;
+	int rc = ml && me && copy ? 0 : -ENOMEM;
 	char *save = NULL;
 	for (char *tok = rc ? NULL : strtok_r(copy, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(tok, '=');
-		if (!eq || eq == tok) {
-			rc = -EINVAL;
+		if (eq) {
+			if (eq == tok) {
+				rc = -EINVAL;
+				break;
+			}
+			*eq = '\0';
+			cJSON_AddStringToObject(ml, tok, eq + 1);
+			continue;
+		}
+		int absent = tok[0] == '!';
+		const char *key = tok + absent;
+		cJSON *req = cJSON_CreateObject();
+		if (!*key || !req) {
+			cJSON_Delete(req);
+			rc = *key ? -ENOMEM : -EINVAL;
 			break;
 		}
-		*eq = '\0';
-		cJSON_AddStringToObject(ml, tok, eq + 1);
+		cJSON_AddStringToObject(req, "key", key);
+		cJSON_AddStringToObject(req, "operator", absent ? "DoesNotExist" : "Exists");
+		cJSON_AddItemToArray(me, req);
 	}
 	free(copy);
 	if (rc < 0) {

@@ -20,6 +20,7 @@ import difflib
 import filecmp
 import json
 import os
+import re
 import time
 
 import yaml
@@ -253,7 +254,7 @@ def monitoring_render():
     rules = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
     # Each alert names metrics the operator exports (operator/main.c, operator/controllers/).
     want = {"UdfWarmPoolEmpty": ("udf_pool_ready_pods", "7m"),
-            "UdfSpecializationsFailing": ("udf_function_specializations_total", "10m"),
+            "UdfSpecializationsFailing": ("udf_function_specialize_failures_total", "10m"),
             "UdfReconcileErrors": ('udf_controller_reconciles_total{result="error"}', "20m"),
             "UdfOperatorApiServerUnreachable": ('udf_operator_apiserver_probes_total{result="failed"}', "5m"),
             "UdfOperatorDown": ('up{job="udf-op-metrics", namespace="udf-x"}', "5m")}
@@ -262,6 +263,16 @@ def monitoring_render():
         r = rules[name]
         check(metric in r["expr"] and r["for"] == duration and r["labels"]["severity"] == "critical"
               and r["annotations"]["summary"], (name, r))
+    # ... and every udf_* metric an alert reads is one the operator's code declares.
+    declared = set()
+    for d, _, names in os.walk(os.path.join(SOURCE_DIR, "operator")):
+        for n in names:
+            if n.endswith(".c"):
+                with open(os.path.join(d, n)) as f:
+                    declared.update(re.findall(r"# TYPE (udf_[a-z_]+)", f.read()))
+    for name, r in rules.items():
+        used = set(re.findall(r"\b(udf_[a-z_]+)", r["expr"]))
+        check(used <= declared, "%s reads metrics no code exports: %s" % (name, sorted(used - declared)))
     check("> 0.25" in rules["UdfSpecializationsFailing"]["expr"], rules["UdfSpecializationsFailing"]["expr"])
     check("{{ $labels.pool }}" in rules["UdfWarmPoolEmpty"]["annotations"]["summary"], "alert templating escaped")
     # One without the other.

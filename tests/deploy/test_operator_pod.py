@@ -45,6 +45,8 @@ def render(legacy):
               "runtimeClass.create=false", "defaultPool.namespace=" + NS, "defaultPool.createNamespace=false",
               "defaultPool.name=warm", "defaultPool.replicas=1", "operator.logFormat=text",
               "operator.poolSelector=app.kubernetes.io/name=" + NAME,
+              # Functions other tests left on the shared cluster are not this operator's.
+              "operator.functionNamespaceSelector=kubernetes.io/metadata.name=" + NS,
               "operator.replicas=%d" % (1 if legacy else 2)]
     argv = [helm, "template", "udfdep-%d" % PID, crdtest.CHART_DIR]
     for v in values:

@@ -66,6 +66,79 @@ def udf_spec(handler="add_one", code=ADD_ONE, input_types=("INT NULL",), result_
                        "runtime_version": "3.12.2", "code": code}, separators=(",", ":"))
 
 
+# The server stub Databend's scripts (protocols 2 and 3) write to /app/server.py: databend-udf's
+# UDFServer on $UDF_SERVER_ADDR with the handler from /app/udf.py, HTTP /health and /stats on
+# $RESOURCE_STATUS_ADDR, the imports directory on sys.path.
+SERVER_STUB = r'''
+import importlib, json, os, sys, threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from databend_udf import UDFServer, udf as make_udf
+
+IMPORTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "imports")
+sys._xoptions["databend_import_directory"] = IMPORTS
+
+class Status(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"1" if self.path == "/health" else json.dumps({"request_count": 0}).encode()
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+
+def main():
+    host, port = os.getenv("RESOURCE_STATUS_ADDR", "0.0.0.0:8080").rsplit(":", 1)
+    threading.Thread(target=HTTPServer((host, int(port)), Status).serve_forever, daemon=True).start()
+    if os.path.isdir(IMPORTS):
+        sys.path.insert(0, IMPORTS)
+        for name in sorted(os.listdir(IMPORTS)):
+            if name.endswith((".zip", ".whl", ".egg")):
+                sys.path.append(os.path.join(IMPORTS, name))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    code = importlib.import_module("udf")
+    server = UDFServer(location=os.getenv("UDF_SERVER_ADDR", "0.0.0.0:8815"))
+    server.add_function(make_udf(name="@HANDLER@", input_types=@INPUTS@,
+                                 result_type="@RESULT@")(getattr(code, "@HANDLER@")))
+    server.serve()
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+# Databend's scripts fetch the imports with Python (the sandbox image need not have curl): each
+# entry of /app/imports.json to /app/imports/<basename of its location>, with its headers.
+IMPORTS_FETCHER = """import json, os, urllib.request
+with open("/app/imports.json") as f:
+    entries = json.load(f)
+for i, e in enumerate(entries):
+    base = e["location"].rstrip("/").split("/")[-1] or "import_%d" % i
+    req = urllib.request.Request(e["url"], headers=e.get("headers") or {})
+    with urllib.request.urlopen(req, timeout=30) as r, open(os.path.join("/app/imports", base), "wb") as out:
+        out.write(r.read())"""
+
+
+def databend_script(handler, input_types, result_type, code, imports=(), packages=()):
+    """The bash script protocols 2 and 3 carry, shaped as Databend's query node writes it
+    (docs/PROTOCOL.md): pip install of the packages, imports.json and a Python fetcher for it
+    (imports: (location, presigned url) pairs), the code and the server stub through quoted
+    heredocs, then exec python. Types are Databend's bare SQL names."""
+    lines = ["#!/usr/bin/env bash", "set -euo pipefail", "mkdir -p /app", "cd /app"]
+    if packages:
+        lines.append("python -m pip install --no-cache-dir " + " ".join(packages))
+    if imports:
+        entries = [{"location": loc, "url": url, "headers": {}} for loc, url in imports]
+        lines += ["mkdir -p /app/imports", "cat > /app/imports.json <<'UDF_IMPORTS_EOF'",
+                  json.dumps(entries), "UDF_IMPORTS_EOF", "python - <<'UDF_FETCH_EOF'", IMPORTS_FETCHER,
+                  "UDF_FETCH_EOF"]
+    stub = (SERVER_STUB.replace("@HANDLER@", handler).replace("@INPUTS@", json.dumps(list(input_types)))
+            .replace("@RESULT@", result_type))
+    lines += ["cat > /app/udf.py <<'UDF_CODE_EOF'", code.rstrip("\n"), "UDF_CODE_EOF",
+              "cat > /app/server.py <<'UDF_SERVER_EOF'", stub.strip("\n"), "UDF_SERVER_EOF",
+              "exec python /app/server.py"]
+    return "\n".join(lines) + "\n"
+
+
 class QueryNode:
     def __init__(self, address, tenant="demo", user="'root'@'%'"):
         self.address = address
@@ -75,6 +148,49 @@ class QueryNode:
         self.channel = grpc.insecure_channel(address)
         self.udf_pb2, udf_grpc = stubs.load("udf")
         self.udf = udf_grpc.UdfServiceStub(self.channel)
+        self.res_pb2, res_grpc = stubs.load("resource")
+        self.resource = res_grpc.ResourceServiceStub(self.channel)
+        self.workers = res_grpc.WorkerServiceStub(self.channel)
+
+    def _md(self, version_key):
+        return [("x-databend-tenant", self.tenant), ("x-databend-user", self.user),
+                ("x-databend-query-id", self.query_id), (version_key, "v1")]
+
+    def apply_resource(self, script):
+        """Protocol 2: ResourceService/ApplyResource with a script."""
+        resp = self.resource.ApplyResource(self.res_pb2.ApplyResourceRequest(type="udf", script=script),
+                                           metadata=self._md("resource_client_version"),
+                                           timeout=GRPC_TIMEOUT)
+        return Endpoint(resp.endpoint, resp.headers)
+
+    def create_worker(self, name, script="", tags=None, options=None, if_not_exists=True):
+        """Protocol 3: WorkerService/CreateWorker (an empty script records the worker only)."""
+        req = self.res_pb2.CreateWorkerRequest(tenant_id=self.tenant, name=name, if_not_exists=if_not_exists,
+                                               tags=tags or {}, options=options or {}, type="udf" if script else "",
+                                               script=script)
+        resp = self.workers.CreateWorker(req, metadata=self._md("worker_client_version"),
+                                         timeout=GRPC_TIMEOUT)
+        return resp, Endpoint(resp.endpoint, resp.headers)
+
+    def alter_worker(self, name, action=None, set_tags=None, set_options=None):
+        """Protocol 3: AlterWorker; action "suspend" or "resume"."""
+        kw = {"tenant_id": self.tenant, "name": name, "set_tags": set_tags or {},
+              "set_options": set_options or {}}
+        if action:
+            enum = self.res_pb2.AlterWorkerRequest.WorkerStateAction
+            kw["state_action"] = {"suspend": enum.Suspend, "resume": enum.Resume}[action]
+        return self.workers.AlterWorker(self.res_pb2.AlterWorkerRequest(**kw),
+                                        metadata=self._md("worker_client_version"), timeout=GRPC_TIMEOUT)
+
+    def list_workers(self):
+        resp = self.workers.ListWorkers(self.res_pb2.ListWorkersRequest(tenant_id=self.tenant),
+                                        metadata=self._md("worker_client_version"), timeout=GRPC_TIMEOUT)
+        return list(resp.workers)
+
+    def drop_worker(self, name, if_exists=False):
+        return self.workers.DropWorker(self.res_pb2.DropWorkerRequest(tenant_id=self.tenant, name=name,
+                                                                      if_exists=if_exists),
+                                       metadata=self._md("worker_client_version"), timeout=GRPC_TIMEOUT)
 
     def close(self):
         self.channel.close()
