@@ -55,8 +55,9 @@ struct kube_informer {
 	struct kube_handlers h[KUBE_INFORMER_MAX_HANDLERS];
 	int nh;
 	int page_size, wt_min, wt_max;
-	int keep_managed_fields;
+	int keep_apply_bookkeeping;
 	char **drop_fields; /* NULL-terminated */
+	int (*transform)(cJSON *obj);
 
 	/* loop thread only */
 	enum inf_state state;
@@ -242,11 +243,23 @@ static void drop_path(cJSON *obj, const char *path)
 		cJSON_ArrayForEach(el, child) drop_path(el, dot + 1);
 }
 
+/* Reduces obj to what the cache keeps (see informer.h). Loop thread, outside the lock: a
+ * transform may hash a megabyte. */
 static void trim(struct kube_informer *inf, cJSON *obj)
 {
-	if (!inf->keep_managed_fields)
+	if (inf->transform) {
+		int rc = inf->transform(obj);
+		if (rc < 0)
+			log_warn("kube", "informer %s: transform failed (%s): cached as served",
+				 inf->plural, strerror(-rc));
+	}
+	if (!inf->keep_apply_bookkeeping) {
+		cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+		cJSON_DeleteItemFromObjectCaseSensitive(md, "managedFields");
 		cJSON_DeleteItemFromObjectCaseSensitive(
-		    cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "managedFields");
+		    cJSON_GetObjectItemCaseSensitive(md, "annotations"),
+		    "kubectl.kubernetes.io/last-applied-configuration");
+	}
 	for (char **p = inf->drop_fields; p && *p; p++)
 		drop_path(obj, *p);
 }
@@ -260,13 +273,14 @@ static void apply_event(struct kube_informer *inf, struct kube_event *ev)
 		log_warn("kube", "informer %s: event for an object without a name", inf->plural);
 		return;
 	}
+	if (ev->type != KUBE_EVENT_BOOKMARK)
+		trim(inf, ev->object); /* a delete's too: handlers see what the cache keeps */
 	pthread_rwlock_wrlock(&inf->lock);
 	set_rv(inf, ev->rv);
 	if (ev->type == KUBE_EVENT_DELETED) {
 		if (strmap_del(&inf->cache, key, (void **)&old))
 			index_remove(inf, key, old);
 	} else if (ev->type != KUBE_EVENT_BOOKMARK) {
-		trim(inf, ev->object);
 		if (strmap_put(&inf->cache, key, ev->object, (void **)&old) == 0) {
 			obj = ev->object;
 			ev->object = NULL; /* the cache's now */
@@ -842,7 +856,8 @@ int kube_informer_add(struct kube_informers *l, const struct kube_informer_opts 
 	inf->res.plural = inf->plural;
 	if (o->handlers)
 		inf->h[inf->nh++] = *o->handlers;
-	inf->keep_managed_fields = o->keep_managed_fields;
+	inf->keep_apply_bookkeeping = o->keep_apply_bookkeeping;
+	inf->transform = o->transform;
 	if (o->drop_fields) {
 		size_t nd = 0;
 		while (o->drop_fields[nd])

@@ -13,6 +13,10 @@
  *   a jittered exponential backoff (800 ms doubling to 30 s) first; an event over the
  *   framer's 16 MiB cap restarts the watch.
  *
+ * Every object is reduced before it is cached or handed to a handler, each handler included
+ * (deletes too): transform, then metadata.managedFields and client-side apply's
+ * last-applied-configuration annotation, then drop_fields.
+ *
  * The cache is keyed "namespace/name" ("name" when cluster-scoped), with optional secondary
  * indexes on label keys. Handlers run on the loop thread, after the cache is updated, with
  * objects borrowed for the call: keep them short (enqueue a key, don't do I/O).
@@ -53,14 +57,22 @@ struct kube_informer_opts {
 	uint64_t backoff_base_ms;	      /* 0: 800 */
 	uint64_t backoff_max_ms;	      /* 0: 30000 */
 	size_t max_event_bytes;		      /* 0: 16 MiB */
-	/* 0: drop metadata.managedFields before caching: they are often most of an object's
-	 * size, and controllers never read them. */
-	int keep_managed_fields;
+	/* 0: drop the bookkeeping of apply before caching: metadata.managedFields (server-side)
+	 * and the annotation kubectl.kubernetes.io/last-applied-configuration (client-side: a
+	 * copy of the whole object as last applied). They are often most of an object's size,
+	 * and controllers never read them. */
+	int keep_apply_bookkeeping;
 	/* Fields dropped from every object before it is cached or handed to a handler: dotted
 	 * paths, "[]" after a name for each element of an array ("spec.code",
 	 * "spec.imports[].url"). NULL-terminated, copied; may be NULL. Keep a cache to what its
 	 * readers read: a field dropped here is absent from get/list and from every handler. */
 	const char *const *drop_fields;
+	/* Called on the loop thread with every object (owned by the informer, not to be kept)
+	 * before anything else is dropped, to reduce it to what readers read: it may change obj
+	 * in place, e.g. replace a big field by a digest of it (client-go's SetTransform). On
+	 * failure it returns a negative code and leaves obj as it was; the object is cached so.
+	 * May be NULL. */
+	int (*transform)(cJSON *obj);
 };
 
 /* The client is borrowed and must outlive the loop. */

@@ -138,17 +138,24 @@ static void events_update_cache_indexes_and_handlers(void **state)
 	assert_int_equal(count_of(kube_informer_by_label(f->inf, "unindexed", "x")), 0);
 }
 
-static void managed_fields_are_not_cached(void **state)
+/* The bookkeeping of server-side apply (managedFields) and of client-side apply (the
+ * last-applied-configuration annotation, a copy of the whole object) is not cached. */
+static void apply_bookkeeping_is_not_cached(void **state)
 {
 	struct fixture *f = *state;
-	const char *ev = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"namespace\":\"a\","
-			 "\"name\":\"m\",\"resourceVersion\":\"1\",\"managedFields\":[{\"manager\":"
-			 "\"kubectl\",\"fieldsV1\":{\"f:data\":{}}}]},\"data\":{\"k\":\"v\"}}}";
+	const char *ev =
+	    "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"namespace\":\"a\","
+	    "\"name\":\"m\",\"resourceVersion\":\"1\",\"managedFields\":[{\"manager\":"
+	    "\"kubectl\",\"fieldsV1\":{\"f:data\":{}}}],\"annotations\":{\"kept\":\"yes\","
+	    "\"kubectl.kubernetes.io/last-applied-configuration\":\"{\\\"data\\\":{\\\"k\\\":"
+	    "\\\"COPY\\\"}}\"}},\"data\":{\"k\":\"v\"}}}";
 	cJSON *o;
 	assert_int_equal(kube_informer_feed_watch(f->inf, ev, strlen(ev)), 0);
 	o = kube_informer_get(f->inf, "a/m");
 	assert_non_null(o);
 	assert_null(k8s_get(o, "metadata.managedFields"));
+	assert_null(k8s_annotation(o, "kubectl.kubernetes.io/last-applied-configuration"));
+	assert_string_equal(k8s_annotation(o, "kept"), "yes");
 	assert_string_equal(k8s_str(o, "data.k"), "v");
 	cJSON_Delete(o);
 }
@@ -216,6 +223,91 @@ static void dropped_fields_are_not_cached(void **state)
 	cJSON_Delete(got);
 }
 
+/* A transform that keeps the length of spec.code instead of the code; fails on spec.fail. */
+static int code_to_length(cJSON *obj)
+{
+	cJSON *spec = cJSON_GetObjectItemCaseSensitive(obj, "spec");
+	const char *code = k8s_str(obj, "spec.code");
+	if (k8s_get(obj, "spec.fail"))
+		return -ENOMEM;
+	if (code && !cJSON_AddNumberToObject(spec, "codeLength", (double)strlen(code)))
+		return -ENOMEM;
+	cJSON_DeleteItemFromObjectCaseSensitive(spec, "code");
+	return 0;
+}
+
+static int saw_code;
+
+static void check_add(void *arg, const cJSON *obj)
+{
+	(void)arg;
+	saw_code |= k8s_get(obj, "spec.code") != NULL;
+}
+
+static void check_update(void *arg, const cJSON *old, const cJSON *obj)
+{
+	(void)arg;
+	saw_code |= k8s_get(old, "spec.code") != NULL || k8s_get(obj, "spec.code") != NULL;
+}
+
+/* The transform sees each object as served, before anything is dropped, on every path in:
+ * watch events (deletes included: their handlers see what the cache keeps) and LIST pages.
+ * A transform that fails leaves the object cached as served. */
+static void transform_reduces_every_object(void **state)
+{
+	struct fixture *f = *state;
+	static const struct kube_res fns = {"apis/udf.sandbox.io/v1alpha1", "udffunctions"};
+	static const char *const drop[] = {"spec.codeLength", NULL};
+	struct kube_handlers h = {check_add, check_update, check_add, NULL};
+	struct kube_informer_opts o = {
+	    .res = &fns, .transform = code_to_length, .handlers = &h, .drop_fields = drop};
+	struct kube_informer *inf;
+	assert_int_equal(kube_informer_add(f->loop, &o, &inf), 0);
+	o.drop_fields = NULL; /* a second one that keeps the length */
+	struct kube_informer *kept;
+	assert_int_equal(kube_informer_add(f->loop, &o, &kept), 0);
+	saw_code = 0;
+
+	const char *add =
+	    "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"namespace\":\"t\","
+	    "\"name\":\"fn\",\"resourceVersion\":\"5\"},\"spec\":{\"code\":\"abc\"}}}\n";
+	const char *mod = "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"namespace\":"
+			  "\"t\",\"name\":\"fn\",\"resourceVersion\":\"6\"},\"spec\":{\"code\":"
+			  "\"abcdef\"}}}\n";
+	const char *del = "{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"namespace\":"
+			  "\"t\",\"name\":\"fn\",\"resourceVersion\":\"7\"},\"spec\":{\"code\":"
+			  "\"abcdef\"}}}\n";
+	assert_int_equal(kube_informer_feed_watch(kept, add, strlen(add)), 0);
+	cJSON *got = kube_informer_get(kept, "t/fn");
+	assert_null(k8s_get(got, "spec.code"));
+	assert_int_equal(k8s_int(got, "spec.codeLength", -1), 3); /* before drop_fields */
+	cJSON_Delete(got);
+
+	assert_int_equal(kube_informer_feed_watch(inf, add, strlen(add)), 0);
+	assert_int_equal(kube_informer_feed_watch(inf, mod, strlen(mod)), 0);
+	got = kube_informer_get(inf, "t/fn");
+	assert_non_null(got);
+	assert_null(k8s_get(got, "spec.code"));
+	assert_null(k8s_get(got, "spec.codeLength")); /* drop_fields after the transform */
+	cJSON_Delete(got);
+	assert_int_equal(kube_informer_feed_watch(inf, del, strlen(del)), 0);
+	assert_int_equal(kube_informer_count(inf), 0);
+	assert_false(saw_code);
+
+	const char *page = "{\"kind\":\"UdfFunctionList\",\"metadata\":{\"resourceVersion\":\"9\"},"
+			   "\"items\":[{\"metadata\":{\"namespace\":\"t\",\"name\":\"a\"},"
+			   "\"spec\":{\"code\":\"xy\"}},{\"metadata\":{\"namespace\":\"t\","
+			   "\"name\":\"b\"},\"spec\":{\"code\":\"as served\",\"fail\":true}}]}";
+	assert_int_equal(kube_informer_feed_list(kept, page, strlen(page)), 0);
+	got = kube_informer_get(kept, "t/a");
+	assert_null(k8s_get(got, "spec.code"));
+	assert_int_equal(k8s_int(got, "spec.codeLength", -1), 2);
+	cJSON_Delete(got);
+	got = kube_informer_get(kept, "t/b");
+	assert_string_equal(k8s_str(got, "spec.code"), "as served");
+	cJSON_Delete(got);
+}
+
 static void object_keys(void **state)
 {
 	char buf[16];
@@ -235,10 +327,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(events_update_cache_indexes_and_handlers, setup,
 					    teardown),
-	    cmocka_unit_test_setup_teardown(managed_fields_are_not_cached, setup, teardown),
+	    cmocka_unit_test_setup_teardown(apply_bookkeeping_is_not_cached, setup, teardown),
 	    cmocka_unit_test_setup_teardown(gone_and_garbage_are_reported, setup, teardown),
 	    cmocka_unit_test_setup_teardown(every_handler_set_sees_every_event, setup, teardown),
 	    cmocka_unit_test_setup_teardown(dropped_fields_are_not_cached, setup, teardown),
+	    cmocka_unit_test_setup_teardown(transform_reduces_every_object, setup, teardown),
 	    cmocka_unit_test(object_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
