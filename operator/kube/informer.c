@@ -56,6 +56,7 @@ struct kube_informer {
 	int nh;
 	int page_size, wt_min, wt_max;
 	int keep_apply_bookkeeping;
+	int consistent_list;
 	char **drop_fields; /* NULL-terminated */
 	int (*transform)(cJSON *obj);
 
@@ -442,7 +443,7 @@ static void start_list(struct kube_informer *inf)
 		snprintf(path + pos, sizeof(path) - pos, "?limit=%d", inf->page_size);
 		if (inf->cont)
 			rc = append_query(path, sizeof(path), "continue", inf->cont);
-		else if (!inf->consistent_relist)
+		else if (!inf->consistent_relist && !inf->consistent_list)
 			rc = append_query(path, sizeof(path), "resourceVersion", "0");
 	}
 	if (rc == 0 && inf->selector)
@@ -857,6 +858,7 @@ int kube_informer_add(struct kube_informers *l, const struct kube_informer_opts 
 	if (o->handlers)
 		inf->h[inf->nh++] = *o->handlers;
 	inf->keep_apply_bookkeeping = o->keep_apply_bookkeeping;
+	inf->consistent_list = o->consistent_list;
 	inf->transform = o->transform;
 	if (o->drop_fields) {
 		size_t nd = 0;

@@ -4,7 +4,8 @@
  * A struct kube_informers is one event loop: one thread and one curl multi handle that
  * drive every informer's LIST pages and WATCH stream at once (no thread per watch).
  * Per informer:
- * - LIST with resourceVersion=0 in pages of 500, then WATCH from the list's resourceVersion
+ * - LIST with resourceVersion=0 (or a consistent read: consistent_list) in pages of 500, then
+ *   WATCH from the list's resourceVersion
  *   with allowWatchBookmarks=true and a random timeoutSeconds in [300, 600); every event,
  *   bookmarks included, advances the resourceVersion;
  * - a normal end of the watch re-watches from the last resourceVersion; 410 Gone (HTTP or an
@@ -73,6 +74,12 @@ struct kube_informer_opts {
 	 * failure it returns a negative code and leaves obj as it was; the object is cached so.
 	 * May be NULL. */
 	int (*transform)(cJSON *obj);
+	/* 1: every LIST is a consistent read (no resourceVersion=0), which the API server answers
+	 * page_size objects at a time. A LIST at resourceVersion=0 is answered from its watch
+	 * cache, which may ignore the limit and send the whole collection in one body: for big
+	 * objects that body, not the cache, is what bounds memory. Costs the API server a read
+	 * from etcd at each (re)list. */
+	int consistent_list;
 };
 
 /* The client is borrowed and must outlive the loop. */

@@ -1,12 +1,19 @@
 /* The informer cache fed with watch-stream bytes (no server): events, indexes, handlers. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -308,6 +315,131 @@ static void transform_reduces_every_object(void **state)
 	cJSON_Delete(got);
 }
 
+/* A stand-in API server on 127.0.0.1: records each request's path; answers a LIST with an
+ * empty last page and a WATCH with an empty stream, one request per connection. */
+struct fake_server {
+	int fd, port;
+	atomic_int stop;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	char paths[16][512];
+	int npaths;
+};
+
+static void *serve(void *arg)
+{
+	struct fake_server *s = arg;
+	static const char list[] = "{\"kind\":\"List\",\"metadata\":{\"resourceVersion\":\"7\"},"
+				   "\"items\":[]}";
+	while (!atomic_load(&s->stop)) {
+		struct pollfd p = {s->fd, POLLIN, 0};
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		int c = accept(s->fd, NULL, NULL);
+		if (c < 0)
+			continue;
+		char req[2048] = "", resp[512];
+		size_t len = 0;
+		ssize_t n;
+		while (len < sizeof(req) - 1 && !strstr(req, "\r\n\r\n") &&
+		       (n = read(c, req + len, sizeof(req) - 1 - len)) > 0) {
+			len += (size_t)n;
+			req[len] = '\0';
+		}
+		char path[512] = "";
+		sscanf(req, "GET %511s", path);
+		pthread_mutex_lock(&s->mu);
+		if (s->npaths < 16)
+			snprintf(s->paths[s->npaths++], sizeof(s->paths[0]), "%s", path);
+		pthread_mutex_unlock(&s->mu);
+		const char *body = strstr(path, "watch=1") ? "" : list;
+		int m = snprintf(resp, sizeof(resp),
+				 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+				 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+				 strlen(body), body);
+		if (write(c, resp, (size_t)m) < 0)
+			perror("fake server write");
+		close(c);
+	}
+	return NULL;
+}
+
+static void fake_server_start(struct fake_server *s)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->mu, NULL);
+	s->fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(s->fd >= 0);
+	assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(s->fd, 16), 0);
+	assert_int_equal(getsockname(s->fd, (struct sockaddr *)&a, &alen), 0);
+	s->port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(&s->thread, NULL, serve, s), 0);
+}
+
+static void fake_server_stop(struct fake_server *s)
+{
+	atomic_store(&s->stop, 1);
+	pthread_join(s->thread, NULL);
+	close(s->fd);
+	pthread_mutex_destroy(&s->mu);
+}
+
+/* The first LIST request of the informer for plural, or "" when none came. */
+static void first_list(struct fake_server *s, const char *plural, char out[512])
+{
+	out[0] = '\0';
+	pthread_mutex_lock(&s->mu);
+	for (int i = 0; i < s->npaths && !out[0]; i++)
+		if (strstr(s->paths[i], plural) && !strstr(s->paths[i], "watch=1"))
+			snprintf(out, 512, "%s", s->paths[i]);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* consistent_list: the LIST asks for a consistent read (no resourceVersion=0, which the API
+ * server answers from its watch cache, whole), in pages of page_size. */
+static void consistent_list_pages_from_storage(void **state)
+{
+	(void)state;
+	struct fake_server srv;
+	fake_server_start(&srv);
+	char cfgtext[256], err[256], path[512];
+	snprintf(cfgtext, sizeof(cfgtext),
+		 "current-context: c\n"
+		 "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:%d'}}]\n"
+		 "contexts: [{name: c, context: {cluster: k}}]\n",
+		 srv.port);
+	struct kube_config *cfg;
+	struct kube_client *client;
+	struct kube_informers *loop;
+	struct kube_informer *big, *small;
+	static const struct kube_res fns = {"apis/udf.sandbox.io/v1alpha1", "udffunctions"};
+	static const struct kube_res cms = {"api/v1", "configmaps"};
+	struct kube_informer_opts bo = {.res = &fns, .consistent_list = 1, .page_size = 16};
+	struct kube_informer_opts so = {.res = &cms};
+	assert_int_equal(kube_config_parse(cfgtext, strlen(cfgtext), NULL, &cfg, err, sizeof(err)),
+			 0);
+	assert_int_equal(kube_client_new(cfg, &client), 0);
+	assert_int_equal(kube_informers_new(client, &loop), 0);
+	assert_int_equal(kube_informer_add(loop, &bo, &big), 0);
+	assert_int_equal(kube_informer_add(loop, &so, &small), 0);
+	assert_int_equal(kube_informers_start(loop), 0);
+	assert_int_equal(kube_informer_wait_synced(big, 10000), 0);
+	assert_int_equal(kube_informer_wait_synced(small, 10000), 0);
+	kube_informers_free(loop);
+	kube_client_free(client);
+	fake_server_stop(&srv);
+
+	first_list(&srv, "/udffunctions", path);
+	assert_non_null(strstr(path, "limit=16"));
+	assert_null(strstr(path, "resourceVersion"));
+	first_list(&srv, "/configmaps", path);
+	assert_non_null(strstr(path, "limit=500"));
+	assert_non_null(strstr(path, "resourceVersion=0"));
+}
+
 static void object_keys(void **state)
 {
 	char buf[16];
@@ -332,6 +464,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(every_handler_set_sees_every_event, setup, teardown),
 	    cmocka_unit_test_setup_teardown(dropped_fields_are_not_cached, setup, teardown),
 	    cmocka_unit_test_setup_teardown(transform_reduces_every_object, setup, teardown),
+	    cmocka_unit_test(consistent_list_pages_from_storage),
 	    cmocka_unit_test(object_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
