@@ -23,6 +23,7 @@
 #define ERR_BODY_MAX	(64u << 10)
 #define LIST_TIMEOUT_MS 60000L
 #define LOOP_TICK_MS	1000
+#define LAST_APPLIED	"kubectl.kubernetes.io/last-applied-configuration"
 
 enum inf_state {
 	INF_NEW,      /* not started */
@@ -231,17 +232,21 @@ static void drop_path(cJSON *obj, const char *path)
 	memcpy(name, path, len - (each ? 2 : 0));
 	name[len - (each ? 2 : 0)] = '\0';
 	if (!dot) {
-		cJSON_DeleteItemFromObjectCaseSensitive(obj, name);
+		/* every member of that name: an object may name a key twice, cJSON keeps both */
+		while (cJSON_GetObjectItemCaseSensitive(obj, name))
+			cJSON_DeleteItemFromObjectCaseSensitive(obj, name);
 		return;
 	}
-	cJSON *child = cJSON_GetObjectItemCaseSensitive(obj, name);
-	if (!each) {
-		drop_path(child, dot + 1);
-		return;
+	cJSON *child, *el;
+	cJSON_ArrayForEach(child, obj)
+	{
+		if (!child->string || strcmp(child->string, name) != 0)
+			continue;
+		if (!each)
+			drop_path(child, dot + 1);
+		else if (cJSON_IsArray(child))
+			cJSON_ArrayForEach(el, child) drop_path(el, dot + 1);
 	}
-	cJSON *el;
-	if (cJSON_IsArray(child))
-		cJSON_ArrayForEach(el, child) drop_path(el, dot + 1);
 }
 
 /* Reduces obj to what the cache keeps (see informer.h). Loop thread, outside the lock: a
@@ -255,11 +260,12 @@ static void trim(struct kube_informer *inf, cJSON *obj)
 				 inf->plural, strerror(-rc));
 	}
 	if (!inf->keep_apply_bookkeeping) {
-		cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-		cJSON_DeleteItemFromObjectCaseSensitive(md, "managedFields");
-		cJSON_DeleteItemFromObjectCaseSensitive(
-		    cJSON_GetObjectItemCaseSensitive(md, "annotations"),
-		    "kubectl.kubernetes.io/last-applied-configuration");
+		cJSON *annos = cJSON_GetObjectItemCaseSensitive(
+		    cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "annotations");
+		drop_path(obj, "metadata.managedFields");
+		while (cJSON_IsObject(annos) &&
+		       cJSON_GetObjectItemCaseSensitive(annos, LAST_APPLIED))
+			cJSON_DeleteItemFromObjectCaseSensitive(annos, LAST_APPLIED);
 	}
 	for (char **p = inf->drop_fields; p && *p; p++)
 		drop_path(obj, *p);

@@ -213,8 +213,9 @@ static void dropped_fields_are_not_cached(void **state)
 	    "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"namespace\":\"t\",\"name\":\"fn\","
 	    "\"resourceVersion\":\"5\"},\"spec\":{\"tenant\":\"x\",\"code\":\"SECRET-CODE\","
 	    "\"script\":\"SECRET-SCRIPT\",\"imports\":[{\"location\":\"a.py\",\"url\":"
-	    "\"https://h/SECRET-URL\"},{\"location\":\"b.py\",\"url\":\"https://h/SECRET-URL2\"}]},"
-	    "\"status\":{\"phase\":\"Ready\"}}}\n";
+	    "\"https://h/SECRET-URL\"},{\"location\":\"b.py\",\"url\":\"https://h/SECRET-URL2\"}],"
+	    "\"code\":\"SECRET-NAMED-TWICE\"},\"status\":{\"phase\":\"Ready\"},"
+	    "\"spec\":{\"code\":\"SECRET-IN-A-SECOND-SPEC\"}}}\n";
 	assert_int_equal(kube_informer_feed_watch(inf, ev, strlen(ev)), 0);
 	cJSON *got = kube_informer_get(inf, "t/fn");
 	assert_non_null(got);
