@@ -158,6 +158,15 @@ int fn_cache_trim(cJSON *fn)
 	return 0;
 }
 
+int fn_served_matches(const cJSON *cached, const cJSON *served)
+{
+	char a[FN_SPEC_HASH_HEX + 1], b[FN_SPEC_HASH_HEX + 1];
+	const char *ua = k8s_str(cached, "metadata.uid"), *ub = k8s_str(served, "metadata.uid");
+	if (!ua || !ub || fn_spec_hash(cached, a) < 0 || fn_spec_hash(served, b) < 0)
+		return -EINVAL;
+	return strcmp(ua, ub) == 0 && strcmp(a, b) == 0 ? 0 : -ESTALE;
+}
+
 int fn_token_secret_name(const char *fn_name, char *buf, size_t len)
 {
 	int n = snprintf(buf, len, "%s" FN_TOKEN_SUFFIX, fn_name);

@@ -61,6 +61,11 @@ int fn_import_urls_hash(const cJSON *fn, char out[65]);
  * -ENOMEM with fn as it was. Pure; the informer's transform. */
 int fn_cache_trim(cJSON *fn);
 
+/* Is served (the function as the API server serves it, read to specialize a pod) the one
+ * cached (its trimmed form) describes: the same uid, the same spec hash? 0; -ESTALE when not
+ * (the cache is behind); -EINVAL when either lacks a uid or a hash. */
+int fn_served_matches(const cJSON *cached, const cJSON *served);
+
 /* "<name>-token" into buf. -ENAMETOOLONG when it does not fit. */
 int fn_token_secret_name(const char *fn_name, char *buf, size_t len);
 /* FN_TOKEN_BYTES random bytes (getrandom) as lower-case hex. 0 or a negative errno. */

@@ -320,6 +320,24 @@ static void specialize_body_from_served(void **state)
 	assert_int_equal(fn_spec_hash(served, hs), 0);
 	assert_int_equal(fn_spec_hash(cached, hc), 0);
 	assert_string_equal(hs, hc);
+	assert_int_equal(fn_served_matches(cached, served), 0);
+	/* The server's copy moved on: new urls or replicas are the same spec; new code, or a new
+	 * function of that name, is not (the controller waits for its cache). */
+	cJSON *moved = cJSON_Duplicate(served, 1);
+	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(moved, "spec"), "replicas",
+				  cJSON_CreateNumber(3));
+	cJSON_ReplaceItemInObject(cJSON_GetArrayItem(k8s_get(moved, "spec.imports"), 0), "url",
+				  cJSON_CreateString("https://store.example/renewed"));
+	assert_int_equal(fn_served_matches(cached, moved), 0);
+	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(moved, "spec"), "code",
+				  cJSON_CreateString("def add_one(x):\n    return x + 2\n"));
+	assert_int_equal(fn_served_matches(cached, moved), -ESTALE);
+	cJSON_Delete(moved);
+	moved = cJSON_Duplicate(served, 1);
+	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(moved, "metadata"), "uid",
+				  cJSON_CreateString("another-uid"));
+	assert_int_equal(fn_served_matches(cached, moved), -ESTALE);
+	cJSON_Delete(moved);
 	cJSON *urls = cJSON_Parse(k8s_annotation(served, UDF_ANNO_IMPORT_URLS));
 	assert_int_equal(fn_specialize_body(served, "tenant-a", "tok", urls, &text), 0);
 	cJSON *b = cJSON_Parse(text);
