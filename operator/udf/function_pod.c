@@ -126,6 +126,8 @@ static void delete_all(cJSON *obj, const char *key)
 int fn_cache_trim(cJSON *fn)
 {
 	char hash[FN_SPEC_HASH_HEX + 1], urls[65];
+	if (!cJSON_IsObject(fn))
+		return -EINVAL;
 	/* Only ever computed from the payload: a digest the object came with is not trusted. */
 	delete_all(fn, FN_CACHE_DIGEST);
 	int runs = fn_runs_code(fn);

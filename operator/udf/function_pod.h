@@ -58,7 +58,7 @@ int fn_import_urls_hash(const cJSON *fn, char out[65]);
 #define FN_CACHE_DIGEST "operatorCache"
 
 /* Trims fn (an object as the API server serves it) to its cached form, in place. 0, or
- * -ENOMEM with fn as it was. Pure; the informer's transform. */
+ * -ENOMEM with fn as it was (-EINVAL: not an object). Pure; the informer's transform. */
 int fn_cache_trim(cJSON *fn);
 
 /* Is served (the function as the API server serves it, read to specialize a pod) the one
