@@ -28,6 +28,7 @@
 #include "kube/informer.h"
 #include "kube/leader.h"
 #include "kube/rest.h"
+#include "udf/function_pod.h"
 #include "udf/labels.h"
 #include "udf/naming.h"
 #include "util/cidr.h"
@@ -651,21 +652,28 @@ static int watches_new(struct kube_client *kube, const struct options *o, struct
 	static const struct kube_res res_functions = {"apis/udf.sandbox.io/v1alpha1",
 						      "udffunctions"};
 	static const struct kube_res res_namespaces = {"api/v1", "namespaces"};
-	/* The function controller specializes from this cache (code, scripts, import urls) and
-	 * hashes the runtime-relevant spec from it, so nothing of the spec is dropped here; a
-	 * cache that keeps neither code nor scripts needs the controller to read them from the
-	 * API server when it specializes (not yet). */
-	struct kube_informer_opts fo = {.res = &res_functions};
+	/* A UdfFunction holds up to ~1.3 MiB of code or script and credentials (env, import urls
+	 * and headers): the cache keeps only their digest (udf/function_pod.h), from which the
+	 * function controller rolls pods; it reads the object from the API server to specialize
+	 * one. Consistent reads in pages of 16 bound a LIST's body to ~24 MiB (kube/informer.h:
+	 * a LIST at resourceVersion=0 may come whole). */
+	struct kube_informer_opts fo = {.res = &res_functions,
+					.transform = fn_cache_trim,
+					.consistent_list = 1,
+					.page_size = 16};
 	struct kube_informer_opts nso = {.res = &res_namespaces,
 					 .label_selector = UDF_LABEL_TENANT_NS "=true"};
 	static const struct kube_res res_pools = {"apis/udf.sandbox.io/v1alpha1", "udfwarmpools"};
 	static const struct kube_res res_pods = {"api/v1", "pods"};
 	static const char *const by_pool[] = {UDF_LABEL_POOL, UDF_LABEL_FUNCTION_UID, NULL};
+	/* The controllers read a sandbox pod's metadata and status; its spec is most of it. */
+	static const char *const pod_drops[] = {"spec", NULL};
 	struct kube_informer_opts allns = {.res = &res_namespaces};
 	struct kube_informer_opts po = {.res = &res_pools, .label_selector = o->pool_selector};
 	struct kube_informer_opts so = {.res = &res_pods,
 					.label_selector = UDF_LABEL_MANAGED_BY "=" UDF_MANAGER,
-					.index_labels = by_pool};
+					.index_labels = by_pool,
+					.drop_fields = pod_drops};
 	int rc = kube_informers_new(kube, &w->loop);
 	if (rc == 0)
 		rc = kube_informer_add(w->loop, &fo, &w->functions);

@@ -683,10 +683,44 @@ static void observe_ready_latency(struct function_controller *fc, const struct p
 	pthread_mutex_unlock(&fc->mu);
 }
 
-/* Drives one current-spec pod's specialization one step; fills the census. */
+/* The function as the API server has it, into *served (once per reconcile). The cache keeps
+ * no code, script, env or import urls (udf/function_pod.h), and a specialization needs them,
+ * so it is read when a pod is to be specialized, on this worker thread. -ESTALE when the
+ * server has no such function, another one of that name, or a spec of another hash: the
+ * cache is behind, and the event that brings it up to date reconciles again. So a pod is
+ * never specialized with a spec other than the one its spec-hash annotation names. */
+static int served_function(struct function_controller *fc, const char *key, const cJSON *fn,
+			   cJSON **served)
+{
+	cJSON *obj = NULL;
+	if (*served)
+		return 0;
+	atomic_fetch_add(&fc->api_requests, 1);
+	int rc = kube_get_object(fc->kube, &res_functions, k8s_str(fn, "metadata.namespace"),
+				 k8s_str(fn, "metadata.name"), &obj);
+	if (rc == 0)
+		rc = fn_served_matches(fn, obj);
+	if (rc == KUBE_ENOTFOUND)
+		rc = -ESTALE;
+	if (rc == -ESTALE)
+		log_info(COMPONENT, "%s: the cache is behind the API server (spec or uid): waiting",
+			 key);
+	else if (rc < 0)
+		log_warn(COMPONENT, "%s: cannot read the function to specialize it: %s", key,
+			 kube_strerror(rc));
+	if (rc < 0) {
+		cJSON_Delete(obj);
+		return rc;
+	}
+	*served = obj;
+	return 0;
+}
+
+/* Drives one current-spec pod's specialization one step; fills the census. *served: the
+ * function as served, read here when first needed (the caller frees it). */
 static void drive_pod(struct function_controller *fc, const char *key, const cJSON *fn,
 		      const cJSON *pod, const char *hash, const char *tenant, const char *token,
-		      struct census *c)
+		      cJSON **served, struct census *c)
 {
 	const char *ns = k8s_str(pod, "metadata.namespace");
 	const char *name = k8s_str(pod, "metadata.name");
@@ -735,11 +769,17 @@ static void drive_pod(struct function_controller *fc, const char *key, const cJS
 	}
 	if (ws.state == WORKER_IDLE) {
 		char *body = NULL;
-		const char *urls_text = k8s_annotation(fn, UDF_ANNO_IMPORT_URLS);
-		cJSON *urls = urls_text ? cJSON_Parse(urls_text) : NULL;
 		long http = 0;
-		rc = fn_specialize_body(fn, tenant, token, urls, &body);
-		cJSON_Delete(urls);
+		int wait_ms = POLL_FAST_MS;
+		rc = served_function(fc, key, fn, served);
+		if (rc == 0) {
+			const char *urls_text = k8s_annotation(*served, UDF_ANNO_IMPORT_URLS);
+			cJSON *urls = urls_text ? cJSON_Parse(urls_text) : NULL;
+			rc = fn_specialize_body(*served, tenant, token, urls, &body);
+			cJSON_Delete(urls);
+		} else {
+			wait_ms = POLL_MS;
+		}
 		if (rc == 0)
 			rc = specialize_post(ip, ctoken, body, &http, err, sizeof(err));
 		if (body) {
@@ -757,7 +797,7 @@ static void drive_pod(struct function_controller *fc, const char *key, const cJS
 			set_failure(c, "Specialized", "SpecializeFailed", err);
 		}
 		c->starting++;
-		poll_in(c, POLL_FAST_MS);
+		poll_in(c, wait_ms);
 	} else if (ws.state == WORKER_SPECIALIZING) {
 		if (!m.posted_ms) {
 			m.posted_ms = mono_ms(); /* after a restart: time it from now */
@@ -1004,7 +1044,7 @@ static int reconcile(struct function_controller *fc, const char *key)
 	const char *ns = k8s_str(fn, "metadata.namespace");
 	const char *uid = k8s_str(fn, "metadata.uid");
 	cJSON *ns_obj = kube_informer_get(fc->namespaces, ns);
-	cJSON *pods = NULL, *pool = NULL, *patch = NULL;
+	cJSON *pods = NULL, *pool = NULL, *patch = NULL, *served = NULL;
 	int rc = 0;
 	int64_t wake_ms = RESYNC_MS, wake_s = 0;
 
@@ -1048,13 +1088,12 @@ static int reconcile(struct function_controller *fc, const char *key)
 	}
 	const char *tenant = fn_tenant(fn, ns_obj);
 	char tenant_label[64], hash[FN_SPEC_HASH_HEX + 1], pkey[320], urls_hash[65] = "";
-	if (fn_tenant_label(tenant, tenant_label) < 0 || fn_spec_hash(fn, hash) < 0) {
+	/* From the cache's digest of the spec: the cache keeps no code (udf/function_pod.h). */
+	if (fn_tenant_label(tenant, tenant_label) < 0 || fn_spec_hash(fn, hash) < 0 ||
+	    fn_import_urls_hash(fn, urls_hash) < 0) {
 		rc = -EINVAL;
 		goto out;
 	}
-	const char *urls = k8s_annotation(fn, UDF_ANNO_IMPORT_URLS);
-	if (urls)
-		pool_pod_token_sha256(urls, urls_hash); /* any sha256 of the text will do */
 	int64_t gen = k8s_int(fn, "metadata.generation", 0);
 	long long used_s = 0;
 	int desired = desired_replicas(fn);
@@ -1107,7 +1146,7 @@ static int reconcile(struct function_controller *fc, const char *key)
 	{
 		c.alive++;
 		if (!sticky && desired > 0)
-			drive_pod(fc, key, fn, pod, hash, tenant, st->token, &c);
+			drive_pod(fc, key, fn, pod, hash, tenant, st->token, &served, &c);
 	}
 	cJSON_ArrayForEach(pod, old)
 	{
@@ -1217,7 +1256,7 @@ static int reconcile(struct function_controller *fc, const char *key)
 				if (claimed && cJSON_AddItemToArray(current, claimed)) {
 					c.alive++;
 					drive_pod(fc, key, fn, claimed, hash, tenant, st->token,
-						  &c);
+						  &served, &c);
 				} else {
 					cJSON_Delete(claimed);
 				}
@@ -1398,6 +1437,7 @@ free_lists:
 	cJSON_Delete(current);
 	cJSON_Delete(old);
 out:
+	cJSON_Delete(served);
 	cJSON_Delete(patch);
 	cJSON_Delete(pool);
 	cJSON_Delete(pods);

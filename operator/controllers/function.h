@@ -15,6 +15,12 @@
  * replicas 0, a suspended worker record (options.suspended=true) and an idle timeout
  * (spec.idleTimeoutSeconds against status.lastUsedTime) keep no pod.
  *
+ * The spec hash that decides which pods run the current spec comes from the cache, which
+ * keeps it in place of the code, script, env and import urls (udf/function_pod.h); the
+ * specialize body needs those, so the function is read from the API server when a pod is to
+ * be specialized (a blocking GET on the worker thread, at most one per reconcile). A served
+ * spec whose hash is not the cache's is not used: the reconcile waits for the cache.
+ *
  * Handlers only enqueue; workers start with function_controller_start() (leader only).
  */
 #ifndef UDF_CONTROLLERS_FUNCTION_H

@@ -23,6 +23,7 @@
 #define ERR_BODY_MAX	(64u << 10)
 #define LIST_TIMEOUT_MS 60000L
 #define LOOP_TICK_MS	1000
+#define LAST_APPLIED	"kubectl.kubernetes.io/last-applied-configuration"
 
 enum inf_state {
 	INF_NEW,      /* not started */
@@ -55,8 +56,10 @@ struct kube_informer {
 	struct kube_handlers h[KUBE_INFORMER_MAX_HANDLERS];
 	int nh;
 	int page_size, wt_min, wt_max;
-	int keep_managed_fields;
+	int keep_apply_bookkeeping;
+	int consistent_list;
 	char **drop_fields; /* NULL-terminated */
+	int (*transform)(cJSON *obj);
 
 	/* loop thread only */
 	enum inf_state state;
@@ -229,24 +232,41 @@ static void drop_path(cJSON *obj, const char *path)
 	memcpy(name, path, len - (each ? 2 : 0));
 	name[len - (each ? 2 : 0)] = '\0';
 	if (!dot) {
-		cJSON_DeleteItemFromObjectCaseSensitive(obj, name);
+		/* every member of that name: an object may name a key twice, cJSON keeps both */
+		while (cJSON_GetObjectItemCaseSensitive(obj, name))
+			cJSON_DeleteItemFromObjectCaseSensitive(obj, name);
 		return;
 	}
-	cJSON *child = cJSON_GetObjectItemCaseSensitive(obj, name);
-	if (!each) {
-		drop_path(child, dot + 1);
-		return;
+	cJSON *child, *el;
+	cJSON_ArrayForEach(child, obj)
+	{
+		if (!child->string || strcmp(child->string, name) != 0)
+			continue;
+		if (!each)
+			drop_path(child, dot + 1);
+		else if (cJSON_IsArray(child))
+			cJSON_ArrayForEach(el, child) drop_path(el, dot + 1);
 	}
-	cJSON *el;
-	if (cJSON_IsArray(child))
-		cJSON_ArrayForEach(el, child) drop_path(el, dot + 1);
 }
 
+/* Reduces obj to what the cache keeps (see informer.h). Loop thread, outside the lock: a
+ * transform may hash a megabyte. */
 static void trim(struct kube_informer *inf, cJSON *obj)
 {
-	if (!inf->keep_managed_fields)
-		cJSON_DeleteItemFromObjectCaseSensitive(
-		    cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "managedFields");
+	if (inf->transform) {
+		int rc = inf->transform(obj);
+		if (rc < 0)
+			log_warn("kube", "informer %s: transform failed (%s): cached as served",
+				 inf->plural, strerror(-rc));
+	}
+	if (!inf->keep_apply_bookkeeping) {
+		cJSON *annos = cJSON_GetObjectItemCaseSensitive(
+		    cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "annotations");
+		drop_path(obj, "metadata.managedFields");
+		while (cJSON_IsObject(annos) &&
+		       cJSON_GetObjectItemCaseSensitive(annos, LAST_APPLIED))
+			cJSON_DeleteItemFromObjectCaseSensitive(annos, LAST_APPLIED);
+	}
 	for (char **p = inf->drop_fields; p && *p; p++)
 		drop_path(obj, *p);
 }
@@ -260,13 +280,14 @@ static void apply_event(struct kube_informer *inf, struct kube_event *ev)
 		log_warn("kube", "informer %s: event for an object without a name", inf->plural);
 		return;
 	}
+	if (ev->type != KUBE_EVENT_BOOKMARK)
+		trim(inf, ev->object); /* a delete's too: handlers see what the cache keeps */
 	pthread_rwlock_wrlock(&inf->lock);
 	set_rv(inf, ev->rv);
 	if (ev->type == KUBE_EVENT_DELETED) {
 		if (strmap_del(&inf->cache, key, (void **)&old))
 			index_remove(inf, key, old);
 	} else if (ev->type != KUBE_EVENT_BOOKMARK) {
-		trim(inf, ev->object);
 		if (strmap_put(&inf->cache, key, ev->object, (void **)&old) == 0) {
 			obj = ev->object;
 			ev->object = NULL; /* the cache's now */
@@ -428,7 +449,7 @@ static void start_list(struct kube_informer *inf)
 		snprintf(path + pos, sizeof(path) - pos, "?limit=%d", inf->page_size);
 		if (inf->cont)
 			rc = append_query(path, sizeof(path), "continue", inf->cont);
-		else if (!inf->consistent_relist)
+		else if (!inf->consistent_relist && !inf->consistent_list)
 			rc = append_query(path, sizeof(path), "resourceVersion", "0");
 	}
 	if (rc == 0 && inf->selector)
@@ -842,7 +863,9 @@ int kube_informer_add(struct kube_informers *l, const struct kube_informer_opts 
 	inf->res.plural = inf->plural;
 	if (o->handlers)
 		inf->h[inf->nh++] = *o->handlers;
-	inf->keep_managed_fields = o->keep_managed_fields;
+	inf->keep_apply_bookkeeping = o->keep_apply_bookkeeping;
+	inf->consistent_list = o->consistent_list;
+	inf->transform = o->transform;
 	if (o->drop_fields) {
 		size_t nd = 0;
 		while (o->drop_fields[nd])

@@ -4,7 +4,8 @@
  * A struct kube_informers is one event loop: one thread and one curl multi handle that
  * drive every informer's LIST pages and WATCH stream at once (no thread per watch).
  * Per informer:
- * - LIST with resourceVersion=0 in pages of 500, then WATCH from the list's resourceVersion
+ * - LIST with resourceVersion=0 (or a consistent read: consistent_list) in pages of 500, then
+ *   WATCH from the list's resourceVersion
  *   with allowWatchBookmarks=true and a random timeoutSeconds in [300, 600); every event,
  *   bookmarks included, advances the resourceVersion;
  * - a normal end of the watch re-watches from the last resourceVersion; 410 Gone (HTTP or an
@@ -12,6 +13,10 @@
  *   deletions missed meanwhile are delivered as deletes; connection errors, 429 and 5xx wait
  *   a jittered exponential backoff (800 ms doubling to 30 s) first; an event over the
  *   framer's 16 MiB cap restarts the watch.
+ *
+ * Every object is reduced before it is cached or handed to a handler, each handler included
+ * (deletes too): transform, then metadata.managedFields and client-side apply's
+ * last-applied-configuration annotation, then drop_fields.
  *
  * The cache is keyed "namespace/name" ("name" when cluster-scoped), with optional secondary
  * indexes on label keys. Handlers run on the loop thread, after the cache is updated, with
@@ -53,14 +58,28 @@ struct kube_informer_opts {
 	uint64_t backoff_base_ms;	      /* 0: 800 */
 	uint64_t backoff_max_ms;	      /* 0: 30000 */
 	size_t max_event_bytes;		      /* 0: 16 MiB */
-	/* 0: drop metadata.managedFields before caching: they are often most of an object's
-	 * size, and controllers never read them. */
-	int keep_managed_fields;
+	/* 0: drop the bookkeeping of apply before caching: metadata.managedFields (server-side)
+	 * and the annotation kubectl.kubernetes.io/last-applied-configuration (client-side: a
+	 * copy of the whole object as last applied). They are often most of an object's size,
+	 * and controllers never read them. */
+	int keep_apply_bookkeeping;
 	/* Fields dropped from every object before it is cached or handed to a handler: dotted
 	 * paths, "[]" after a name for each element of an array ("spec.code",
 	 * "spec.imports[].url"). NULL-terminated, copied; may be NULL. Keep a cache to what its
 	 * readers read: a field dropped here is absent from get/list and from every handler. */
 	const char *const *drop_fields;
+	/* Called on the loop thread with every object (owned by the informer, not to be kept)
+	 * before anything else is dropped, to reduce it to what readers read: it may change obj
+	 * in place, e.g. replace a big field by a digest of it (client-go's SetTransform). On
+	 * failure it returns a negative code and leaves obj as it was; the object is cached so.
+	 * May be NULL. */
+	int (*transform)(cJSON *obj);
+	/* 1: every LIST is a consistent read (no resourceVersion=0), which the API server answers
+	 * page_size objects at a time. A LIST at resourceVersion=0 is answered from its watch
+	 * cache, which may ignore the limit and send the whole collection in one body: for big
+	 * objects that body, not the cache, is what bounds memory. Costs the API server a read
+	 * from etcd at each (re)list. */
+	int consistent_list;
 };
 
 /* The client is borrowed and must outlive the loop. */

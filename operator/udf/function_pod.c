@@ -28,9 +28,43 @@ int fn_tenant_label(const char *tenant, char out[64])
 	return naming_dns_label("t-", tenant, NULL, out);
 }
 
+/* The spec fields the hash covers besides imports, in the hash's order: the runtime payload
+ * the cache does not keep (fn_cache_trim). */
+static const char *const payload_fields[] = {
+    "handler", "inputTypes", "resultType", "code", "packages", "script", "env", "runtimeVersion"};
+#define N_PAYLOAD_FIELDS (sizeof(payload_fields) / sizeof(payload_fields[0]))
+
+/* The digest of a trimmed object, or NULL for an object as served. */
+static const cJSON *digest(const cJSON *fn)
+{
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(fn, FN_CACHE_DIGEST);
+	return cJSON_IsObject(d) ? d : NULL;
+}
+
 int fn_runs_code(const cJSON *fn)
 {
+	const cJSON *d = digest(fn);
+	if (d)
+		return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "runsCode"));
 	return k8s_str(fn, "spec.script") != NULL || k8s_str(fn, "spec.handler") != NULL;
+}
+
+int fn_import_urls_hash(const cJSON *fn, char out[65])
+{
+	const cJSON *d = digest(fn);
+	out[0] = '\0';
+	if (d) {
+		const char *h = k8s_str(d, "importUrls");
+		if (h && strlen(h) != 64)
+			return -EINVAL;
+		if (h)
+			memcpy(out, h, 65);
+		return 0;
+	}
+	const char *urls = k8s_annotation(fn, UDF_ANNO_IMPORT_URLS);
+	if (urls)
+		naming_sha256_hex(urls, strlen(urls), out);
+	return 0;
 }
 
 /* Copies src[key] into dst (nothing when absent). */
@@ -45,15 +79,20 @@ static int copy_field(cJSON *dst, const cJSON *src, const char *key)
 
 int fn_spec_hash(const cJSON *fn, char out[FN_SPEC_HASH_HEX + 1])
 {
-	static const char *const fields[] = {"handler", "inputTypes",	 "resultType",
-					     "code",	"packages",	 "script",
-					     "env",	"runtimeVersion"};
+	const cJSON *d = digest(fn);
+	if (d) {
+		const char *kept = k8s_str(d, "specHash");
+		if (!kept || strlen(kept) != FN_SPEC_HASH_HEX)
+			return -EINVAL;
+		memcpy(out, kept, FN_SPEC_HASH_HEX + 1);
+		return 0;
+	}
 	const cJSON *spec = k8s_get(fn, "spec");
 	cJSON *h = cJSON_CreateObject();
 	cJSON *imps = cJSON_AddArrayToObject(h, "imports");
 	int ok = imps != NULL;
-	for (size_t i = 0; ok && i < sizeof(fields) / sizeof(fields[0]); i++)
-		ok = copy_field(h, spec, fields[i]);
+	for (size_t i = 0; ok && i < N_PAYLOAD_FIELDS; i++)
+		ok = copy_field(h, spec, payload_fields[i]);
 	const cJSON *im;
 	cJSON_ArrayForEach(im, k8s_get(fn, "spec.imports"))
 	{
@@ -75,6 +114,59 @@ int fn_spec_hash(const cJSON *fn, char out[FN_SPEC_HASH_HEX + 1])
 	memcpy(out, full, FN_SPEC_HASH_HEX);
 	out[FN_SPEC_HASH_HEX] = '\0';
 	return 0;
+}
+
+/* Every member key of obj: a JSON object may name a key twice, and cJSON keeps both. */
+static void delete_all(cJSON *obj, const char *key)
+{
+	while (cJSON_IsObject(obj) && cJSON_GetObjectItemCaseSensitive(obj, key))
+		cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+}
+
+int fn_cache_trim(cJSON *fn)
+{
+	char hash[FN_SPEC_HASH_HEX + 1], urls[65];
+	if (!cJSON_IsObject(fn))
+		return -EINVAL;
+	/* Only ever computed from the payload: a digest the object came with is not trusted. */
+	delete_all(fn, FN_CACHE_DIGEST);
+	int runs = fn_runs_code(fn);
+	int rc = fn_spec_hash(fn, hash);
+	if (rc == 0)
+		rc = fn_import_urls_hash(fn, urls);
+	if (rc < 0)
+		return rc;
+	cJSON *d = cJSON_CreateObject();
+	int ok = d && cJSON_AddStringToObject(d, "specHash", hash) &&
+		 cJSON_AddBoolToObject(d, "runsCode", runs) &&
+		 (!urls[0] || cJSON_AddStringToObject(d, "importUrls", urls)) &&
+		 cJSON_AddItemToObject(fn, FN_CACHE_DIGEST, d);
+	if (!ok) {
+		cJSON_Delete(d);
+		return -ENOMEM;
+	}
+	cJSON *part;
+	cJSON_ArrayForEach(part, fn)
+	{
+		if (part->string && strcmp(part->string, "spec") == 0) {
+			for (size_t i = 0; i < N_PAYLOAD_FIELDS; i++)
+				delete_all(part, payload_fields[i]);
+			delete_all(part, "imports");
+		} else if (part->string && strcmp(part->string, "metadata") == 0) {
+			delete_all(cJSON_GetObjectItemCaseSensitive(part, "annotations"),
+				   UDF_ANNO_IMPORT_URLS);
+		}
+	}
+	return 0;
+}
+
+int fn_served_matches(const cJSON *cached, const cJSON *served)
+{
+	char a[FN_SPEC_HASH_HEX + 1], b[FN_SPEC_HASH_HEX + 1];
+	const char *ua = k8s_str(cached, "metadata.uid"), *ub = k8s_str(served, "metadata.uid");
+	if (!ua || !ub || fn_spec_hash(cached, a) < 0 || fn_spec_hash(served, b) < 0)
+		return -EINVAL;
+	return strcmp(ua, ub) == 0 && strcmp(a, b) == 0 ? 0 : -ESTALE;
 }
 
 int fn_token_secret_name(const char *fn_name, char *buf, size_t len)

@@ -9,6 +9,17 @@
  * state=claimed, function-uid=<uid>, tenant=<label-safe tenant>; annotations name the
  * function ("ns/name"), the spec hash and the launch type. Pods live in their pool's
  * namespace, which need not be the function's, so they carry no ownerReference to it.
+ *
+ * The cached form of a function. A UdfFunction holds up to ~1.3 MiB of code or script, and
+ * env values, import urls and headers that are credentials; the shared UdfFunction cache
+ * keeps none of them. fn_cache_trim() (main.c's informer transform) removes the runtime
+ * payload, the fields the spec hash covers (handler, inputTypes, resultType, code, packages,
+ * imports, runtimeVersion, script, env) and the import-urls annotation, and keeps in their
+ * place a digest: the top-level object FN_CACHE_DIGEST = {"specHash", "runsCode",
+ * "importUrls"}. The API server prunes unknown top-level fields, so an object it serves never
+ * has one. fn_spec_hash(), fn_runs_code() and fn_import_urls_hash() give the same answer for
+ * an object as served and for its trimmed copy; what needs the payload itself (the specialize
+ * body) reads the object from the API server.
  */
 #ifndef UDF_UDF_FUNCTION_POD_H
 #define UDF_UDF_FUNCTION_POD_H
@@ -32,11 +43,28 @@ const char *fn_tenant(const cJSON *fn, const cJSON *ns_obj);
 int fn_tenant_label(const char *tenant, char out[64]);
 
 /* Lower-case hex of the first 64 bits of sha256 over what the pods run: handler, types, code,
- * packages, import locations and tags (not urls), runtime version, script, env. */
+ * packages, import locations and tags (not urls), runtime version, script, env. A trimmed
+ * object's is its digest's. */
 int fn_spec_hash(const cJSON *fn, char out[FN_SPEC_HASH_HEX + 1]);
 
 /* Does fn run anything (a structured form or a script)? A bare worker record does not. */
 int fn_runs_code(const cJSON *fn);
+
+/* sha256 hex of the import-urls annotation's text into out ("" when there is none): a
+ * specialization failure sticks until the urls change. */
+int fn_import_urls_hash(const cJSON *fn, char out[65]);
+
+/* The top-level key of a trimmed function's digest. */
+#define FN_CACHE_DIGEST "operatorCache"
+
+/* Trims fn (an object as the API server serves it) to its cached form, in place. 0, or
+ * -ENOMEM with fn as it was (-EINVAL: not an object). Pure; the informer's transform. */
+int fn_cache_trim(cJSON *fn);
+
+/* Is served (the function as the API server serves it, read to specialize a pod) the one
+ * cached (its trimmed form) describes: the same uid, the same spec hash? 0; -ESTALE when not
+ * (the cache is behind); -EINVAL when either lacks a uid or a hash. */
+int fn_served_matches(const cJSON *cached, const cJSON *served);
 
 /* "<name>-token" into buf. -ENAMETOOLONG when it does not fit. */
 int fn_token_secret_name(const char *fn_name, char *buf, size_t len);

@@ -1,12 +1,19 @@
 /* The informer cache fed with watch-stream bytes (no server): events, indexes, handlers. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -138,17 +145,24 @@ static void events_update_cache_indexes_and_handlers(void **state)
 	assert_int_equal(count_of(kube_informer_by_label(f->inf, "unindexed", "x")), 0);
 }
 
-static void managed_fields_are_not_cached(void **state)
+/* The bookkeeping of server-side apply (managedFields) and of client-side apply (the
+ * last-applied-configuration annotation, a copy of the whole object) is not cached. */
+static void apply_bookkeeping_is_not_cached(void **state)
 {
 	struct fixture *f = *state;
-	const char *ev = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"namespace\":\"a\","
-			 "\"name\":\"m\",\"resourceVersion\":\"1\",\"managedFields\":[{\"manager\":"
-			 "\"kubectl\",\"fieldsV1\":{\"f:data\":{}}}]},\"data\":{\"k\":\"v\"}}}";
+	const char *ev =
+	    "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"namespace\":\"a\","
+	    "\"name\":\"m\",\"resourceVersion\":\"1\",\"managedFields\":[{\"manager\":"
+	    "\"kubectl\",\"fieldsV1\":{\"f:data\":{}}}],\"annotations\":{\"kept\":\"yes\","
+	    "\"kubectl.kubernetes.io/last-applied-configuration\":\"{\\\"data\\\":{\\\"k\\\":"
+	    "\\\"COPY\\\"}}\"}},\"data\":{\"k\":\"v\"}}}";
 	cJSON *o;
 	assert_int_equal(kube_informer_feed_watch(f->inf, ev, strlen(ev)), 0);
 	o = kube_informer_get(f->inf, "a/m");
 	assert_non_null(o);
 	assert_null(k8s_get(o, "metadata.managedFields"));
+	assert_null(k8s_annotation(o, "kubectl.kubernetes.io/last-applied-configuration"));
+	assert_string_equal(k8s_annotation(o, "kept"), "yes");
 	assert_string_equal(k8s_str(o, "data.k"), "v");
 	cJSON_Delete(o);
 }
@@ -199,8 +213,9 @@ static void dropped_fields_are_not_cached(void **state)
 	    "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"namespace\":\"t\",\"name\":\"fn\","
 	    "\"resourceVersion\":\"5\"},\"spec\":{\"tenant\":\"x\",\"code\":\"SECRET-CODE\","
 	    "\"script\":\"SECRET-SCRIPT\",\"imports\":[{\"location\":\"a.py\",\"url\":"
-	    "\"https://h/SECRET-URL\"},{\"location\":\"b.py\",\"url\":\"https://h/SECRET-URL2\"}]},"
-	    "\"status\":{\"phase\":\"Ready\"}}}\n";
+	    "\"https://h/SECRET-URL\"},{\"location\":\"b.py\",\"url\":\"https://h/SECRET-URL2\"}],"
+	    "\"code\":\"SECRET-NAMED-TWICE\"},\"status\":{\"phase\":\"Ready\"},"
+	    "\"spec\":{\"code\":\"SECRET-IN-A-SECOND-SPEC\"}}}\n";
 	assert_int_equal(kube_informer_feed_watch(inf, ev, strlen(ev)), 0);
 	cJSON *got = kube_informer_get(inf, "t/fn");
 	assert_non_null(got);
@@ -214,6 +229,216 @@ static void dropped_fields_are_not_cached(void **state)
 			    "b.py");
 	free(text);
 	cJSON_Delete(got);
+}
+
+/* A transform that keeps the length of spec.code instead of the code; fails on spec.fail. */
+static int code_to_length(cJSON *obj)
+{
+	cJSON *spec = cJSON_GetObjectItemCaseSensitive(obj, "spec");
+	const char *code = k8s_str(obj, "spec.code");
+	if (k8s_get(obj, "spec.fail"))
+		return -ENOMEM;
+	if (code && !cJSON_AddNumberToObject(spec, "codeLength", (double)strlen(code)))
+		return -ENOMEM;
+	cJSON_DeleteItemFromObjectCaseSensitive(spec, "code");
+	return 0;
+}
+
+static int saw_code;
+
+static void check_add(void *arg, const cJSON *obj)
+{
+	(void)arg;
+	saw_code |= k8s_get(obj, "spec.code") != NULL;
+}
+
+static void check_update(void *arg, const cJSON *old, const cJSON *obj)
+{
+	(void)arg;
+	saw_code |= k8s_get(old, "spec.code") != NULL || k8s_get(obj, "spec.code") != NULL;
+}
+
+/* The transform sees each object as served, before anything is dropped, on every path in:
+ * watch events (deletes included: their handlers see what the cache keeps) and LIST pages.
+ * A transform that fails leaves the object cached as served. */
+static void transform_reduces_every_object(void **state)
+{
+	struct fixture *f = *state;
+	static const struct kube_res fns = {"apis/udf.sandbox.io/v1alpha1", "udffunctions"};
+	static const char *const drop[] = {"spec.codeLength", NULL};
+	struct kube_handlers h = {check_add, check_update, check_add, NULL};
+	struct kube_informer_opts o = {
+	    .res = &fns, .transform = code_to_length, .handlers = &h, .drop_fields = drop};
+	struct kube_informer *inf;
+	assert_int_equal(kube_informer_add(f->loop, &o, &inf), 0);
+	o.drop_fields = NULL; /* a second one that keeps the length */
+	struct kube_informer *kept;
+	assert_int_equal(kube_informer_add(f->loop, &o, &kept), 0);
+	saw_code = 0;
+
+	const char *add =
+	    "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"namespace\":\"t\","
+	    "\"name\":\"fn\",\"resourceVersion\":\"5\"},\"spec\":{\"code\":\"abc\"}}}\n";
+	const char *mod = "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"namespace\":"
+			  "\"t\",\"name\":\"fn\",\"resourceVersion\":\"6\"},\"spec\":{\"code\":"
+			  "\"abcdef\"}}}\n";
+	const char *del = "{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"namespace\":"
+			  "\"t\",\"name\":\"fn\",\"resourceVersion\":\"7\"},\"spec\":{\"code\":"
+			  "\"abcdef\"}}}\n";
+	assert_int_equal(kube_informer_feed_watch(kept, add, strlen(add)), 0);
+	cJSON *got = kube_informer_get(kept, "t/fn");
+	assert_null(k8s_get(got, "spec.code"));
+	assert_int_equal(k8s_int(got, "spec.codeLength", -1), 3); /* before drop_fields */
+	cJSON_Delete(got);
+
+	assert_int_equal(kube_informer_feed_watch(inf, add, strlen(add)), 0);
+	assert_int_equal(kube_informer_feed_watch(inf, mod, strlen(mod)), 0);
+	got = kube_informer_get(inf, "t/fn");
+	assert_non_null(got);
+	assert_null(k8s_get(got, "spec.code"));
+	assert_null(k8s_get(got, "spec.codeLength")); /* drop_fields after the transform */
+	cJSON_Delete(got);
+	assert_int_equal(kube_informer_feed_watch(inf, del, strlen(del)), 0);
+	assert_int_equal(kube_informer_count(inf), 0);
+	assert_false(saw_code);
+
+	const char *page = "{\"kind\":\"UdfFunctionList\",\"metadata\":{\"resourceVersion\":\"9\"},"
+			   "\"items\":[{\"metadata\":{\"namespace\":\"t\",\"name\":\"a\"},"
+			   "\"spec\":{\"code\":\"xy\"}},{\"metadata\":{\"namespace\":\"t\","
+			   "\"name\":\"b\"},\"spec\":{\"code\":\"as served\",\"fail\":true}}]}";
+	assert_int_equal(kube_informer_feed_list(kept, page, strlen(page)), 0);
+	got = kube_informer_get(kept, "t/a");
+	assert_null(k8s_get(got, "spec.code"));
+	assert_int_equal(k8s_int(got, "spec.codeLength", -1), 2);
+	cJSON_Delete(got);
+	got = kube_informer_get(kept, "t/b");
+	assert_string_equal(k8s_str(got, "spec.code"), "as served");
+	cJSON_Delete(got);
+}
+
+/* A stand-in API server on 127.0.0.1: records each request's path; answers a LIST with an
+ * empty last page and a WATCH with an empty stream, one request per connection. */
+struct fake_server {
+	int fd, port;
+	atomic_int stop;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	char paths[16][512];
+	int npaths;
+};
+
+static void *serve(void *arg)
+{
+	struct fake_server *s = arg;
+	static const char list[] = "{\"kind\":\"List\",\"metadata\":{\"resourceVersion\":\"7\"},"
+				   "\"items\":[]}";
+	while (!atomic_load(&s->stop)) {
+		struct pollfd p = {s->fd, POLLIN, 0};
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		int c = accept(s->fd, NULL, NULL);
+		if (c < 0)
+			continue;
+		char req[2048] = "", resp[512];
+		size_t len = 0;
+		ssize_t n;
+		while (len < sizeof(req) - 1 && !strstr(req, "\r\n\r\n") &&
+		       (n = read(c, req + len, sizeof(req) - 1 - len)) > 0) {
+			len += (size_t)n;
+			req[len] = '\0';
+		}
+		char path[512] = "";
+		sscanf(req, "GET %511s", path);
+		pthread_mutex_lock(&s->mu);
+		if (s->npaths < 16)
+			snprintf(s->paths[s->npaths++], sizeof(s->paths[0]), "%s", path);
+		pthread_mutex_unlock(&s->mu);
+		const char *body = strstr(path, "watch=1") ? "" : list;
+		int m = snprintf(resp, sizeof(resp),
+				 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+				 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+				 strlen(body), body);
+		if (write(c, resp, (size_t)m) < 0)
+			perror("fake server write");
+		close(c);
+	}
+	return NULL;
+}
+
+static void fake_server_start(struct fake_server *s)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->mu, NULL);
+	s->fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(s->fd >= 0);
+	assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(s->fd, 16), 0);
+	assert_int_equal(getsockname(s->fd, (struct sockaddr *)&a, &alen), 0);
+	s->port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(&s->thread, NULL, serve, s), 0);
+}
+
+static void fake_server_stop(struct fake_server *s)
+{
+	atomic_store(&s->stop, 1);
+	pthread_join(s->thread, NULL);
+	close(s->fd);
+	pthread_mutex_destroy(&s->mu);
+}
+
+/* The first LIST request of the informer for plural, or "" when none came. */
+static void first_list(struct fake_server *s, const char *plural, char out[512])
+{
+	out[0] = '\0';
+	pthread_mutex_lock(&s->mu);
+	for (int i = 0; i < s->npaths && !out[0]; i++)
+		if (strstr(s->paths[i], plural) && !strstr(s->paths[i], "watch=1"))
+			snprintf(out, 512, "%s", s->paths[i]);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* consistent_list: the LIST asks for a consistent read (no resourceVersion=0, which the API
+ * server answers from its watch cache, whole), in pages of page_size. */
+static void consistent_list_pages_from_storage(void **state)
+{
+	(void)state;
+	struct fake_server srv;
+	fake_server_start(&srv);
+	char cfgtext[256], err[256], path[512];
+	snprintf(cfgtext, sizeof(cfgtext),
+		 "current-context: c\n"
+		 "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:%d'}}]\n"
+		 "contexts: [{name: c, context: {cluster: k}}]\n",
+		 srv.port);
+	struct kube_config *cfg;
+	struct kube_client *client;
+	struct kube_informers *loop;
+	struct kube_informer *big, *small;
+	static const struct kube_res fns = {"apis/udf.sandbox.io/v1alpha1", "udffunctions"};
+	static const struct kube_res cms = {"api/v1", "configmaps"};
+	struct kube_informer_opts bo = {.res = &fns, .consistent_list = 1, .page_size = 16};
+	struct kube_informer_opts so = {.res = &cms};
+	assert_int_equal(kube_config_parse(cfgtext, strlen(cfgtext), NULL, &cfg, err, sizeof(err)),
+			 0);
+	assert_int_equal(kube_client_new(cfg, &client), 0);
+	assert_int_equal(kube_informers_new(client, &loop), 0);
+	assert_int_equal(kube_informer_add(loop, &bo, &big), 0);
+	assert_int_equal(kube_informer_add(loop, &so, &small), 0);
+	assert_int_equal(kube_informers_start(loop), 0);
+	assert_int_equal(kube_informer_wait_synced(big, 10000), 0);
+	assert_int_equal(kube_informer_wait_synced(small, 10000), 0);
+	kube_informers_free(loop);
+	kube_client_free(client);
+	fake_server_stop(&srv);
+
+	first_list(&srv, "/udffunctions", path);
+	assert_non_null(strstr(path, "limit=16"));
+	assert_null(strstr(path, "resourceVersion"));
+	first_list(&srv, "/configmaps", path);
+	assert_non_null(strstr(path, "limit=500"));
+	assert_non_null(strstr(path, "resourceVersion=0"));
 }
 
 static void object_keys(void **state)
@@ -235,10 +460,12 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(events_update_cache_indexes_and_handlers, setup,
 					    teardown),
-	    cmocka_unit_test_setup_teardown(managed_fields_are_not_cached, setup, teardown),
+	    cmocka_unit_test_setup_teardown(apply_bookkeeping_is_not_cached, setup, teardown),
 	    cmocka_unit_test_setup_teardown(gone_and_garbage_are_reported, setup, teardown),
 	    cmocka_unit_test_setup_teardown(every_handler_set_sees_every_event, setup, teardown),
 	    cmocka_unit_test_setup_teardown(dropped_fields_are_not_cached, setup, teardown),
+	    cmocka_unit_test_setup_teardown(transform_reduces_every_object, setup, teardown),
+	    cmocka_unit_test(consistent_list_pages_from_storage),
 	    cmocka_unit_test(object_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
