@@ -14,7 +14,7 @@ PYTHON     ?= $(UDF_CACHE)/venv/bin/python
 CTEST_ARGS ?=
 CTEST_J    ?= 1
 
-.PHONY: all configure prereqs test test-unit test-integration run bench sanitize fuzz fuzz-long venv deps \
+.PHONY: all configure prereqs test test-unit test-integration run bench soak sanitize fuzz fuzz-long venv deps \
         cluster-up cluster-down fmt fmt-check lint clean help
 
 all: configure
@@ -38,6 +38,8 @@ help:
 	@echo "                the gRPC address and a sample call, follows the operator logs"
 	@echo "                (UDF_RUN_MODE=local: bin/udf-operator in the foreground instead)"
 	@echo "make bench      print the benchmarks"
+	@echo "make soak       SOAK_SECONDS (600) of mixed Databend-like load on what make run deploys,"
+	@echo "                from an outside host; prints outcomes, p50/p99, leaked pods, operator RSS"
 	@echo "make sanitize   build everything with ASan+UBSan in build-san/"
 	@echo "make fuzz-long  every fuzz target for FUZZ_SECONDS (60) each; keeps new-coverage seeds"
 	@echo "make fmt        clang-format the C sources; make lint: format check + shellcheck"
@@ -65,6 +67,10 @@ test-integration: prereqs
 
 run: all
 	@hack/run.sh
+
+SOAK_SECONDS ?= 600
+soak: prereqs
+	$(PYTHON) tests/e2e/soak.py --seconds $(SOAK_SECONDS)
 
 bench: all venv
 	@hack/bench.sh

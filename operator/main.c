@@ -61,6 +61,7 @@ struct options {
 	int max_pods_per_tenant;
 	int max_tenants;
 	long long function_ttl_s;
+	long long shutdown_delay_s;
 	/* ---- end of hardening ---- */
 	/* functions (issue 13) */
 	int run_pools, run_functions;
@@ -77,6 +78,7 @@ struct operator_state {
 	atomic_llong probes_ok;
 	atomic_llong probes_failed;
 	atomic_int leading;
+	atomic_int stopping; /* SIGTERM received: /readyz fails while gRPC still answers */
 	char server_version[64];
 	struct pool_controller *pools;	       /* reconciles only while this replica leads */
 	struct function_controller *functions; /* likewise; NULL with --controllers=pools */
@@ -141,6 +143,10 @@ static void usage(FILE *out)
 	    "  --max-tenants N             tenant namespaces this operator creates (0: no limit)\n"
 	    "  --function-ttl DURATION     delete functions the gRPC services made and no call\n"
 	    "                              used for this long (90s, 30m, 24h, 7d; 0: never)\n"
+	    "  --shutdown-delay DURATION   on SIGTERM, stop reconciling and hand the Lease over "
+	    "at\n"
+	    "                              once, fail /readyz, and keep answering gRPC this long\n"
+	    "                              so Services stop sending calls first (default 0)\n"
 	    "  --log-format text|json      log line format (default text)\n"
 	    "  --log-level LEVEL           debug, info, warn or error (default info)\n"
 	    "  --version                   print the version and exit\n"
@@ -227,6 +233,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		OPT_MAX_PODS,
 		OPT_MAX_TENANTS,
 		OPT_FUNCTION_TTL,
+		OPT_SHUTDOWN_DELAY,
 		OPT_CONTROLLERS,
 		OPT_FN_NS_SELECTOR,
 		OPT_IDLE_TIMEOUT,
@@ -259,6 +266,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"max-pods-per-tenant", required_argument, NULL, OPT_MAX_PODS},
 	    {"max-tenants", required_argument, NULL, OPT_MAX_TENANTS},
 	    {"function-ttl", required_argument, NULL, OPT_FUNCTION_TTL},
+	    {"shutdown-delay", required_argument, NULL, OPT_SHUTDOWN_DELAY},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -413,6 +421,16 @@ static int parse_args(int argc, char **argv, struct options *o)
 						 : &o->max_tenants) = (int)v;
 			break;
 		}
+		case OPT_SHUTDOWN_DELAY:
+			if (parse_duration(optarg, &o->shutdown_delay_s) < 0 ||
+			    o->shutdown_delay_s > 300) {
+				fprintf(stderr,
+					"udf-operator: --shutdown-delay takes a duration up to 5m "
+					"such as 5s, not \"%s\"\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
 		case OPT_FUNCTION_TTL:
 			if (parse_duration(optarg, &o->function_ttl_s) < 0) {
 				fprintf(
@@ -555,8 +573,11 @@ static void http_handler(const char *path, int *status, char **body, const char 
 				     : "the gRPC port stopped accepting connections (out of file "
 				       "descriptors); restart udf-operator\n");
 	} else if (strcmp(path, "/readyz") == 0) {
-		*status = serving ? 200 : 503;
-		*body = strdup(serving ? "ok\n" : "API server unreachable\n");
+		int stopping = atomic_load(&st->stopping);
+		*status = serving && !stopping ? 200 : 503;
+		*body = strdup(stopping	 ? "shutting down\n"
+			       : serving ? "ok\n"
+					 : "API server unreachable\n");
 	} else if (strcmp(path, "/metrics") == 0) {
 		char buf[1024];
 		snprintf(buf, sizeof(buf),
@@ -606,6 +627,43 @@ static void on_started_leading(void *arg)
 static void on_new_leader(void *arg, const char *identity)
 {
 	log_info("main", "the leader is now %s", identity ? identity : "(none)");
+}
+
+/* The first part of a shutdown: reconcilers stop and the Lease goes to the other replica at
+ * once; then, for --shutdown-delay, /readyz fails while gRPC keeps answering, so the Service
+ * stops routing calls here before the port closes (a call routed to a closed port waits for
+ * its deadline). Another SIGTERM or SIGINT ends the wait. */
+static void drain(const struct options *o, struct operator_state *st, struct kube_leader **leader,
+		  const sigset_t *sigs)
+{
+	atomic_store(&st->stopping, 1);
+	if (*leader) {
+		pool_controller_stop(st->pools);
+		function_controller_stop(st->functions);
+		kube_leader_stop(*leader); /* releases the Lease so a successor need not wait */
+		kube_leader_free(*leader);
+		*leader = NULL;
+		atomic_store(&st->leading, 0);
+	}
+	if (o->shutdown_delay_s <= 0)
+		return;
+	log_info("main", "answering gRPC for %llds more while the Service drops this replica",
+		 o->shutdown_delay_s);
+	struct timespec end, now;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += o->shutdown_delay_s;
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long long left_ms =
+		    (end.tv_sec - now.tv_sec) * 1000LL + (end.tv_nsec - now.tv_nsec) / 1000000;
+		if (left_ms <= 0)
+			return;
+		struct timespec wait = {.tv_sec = left_ms / 1000,
+					.tv_nsec = (left_ms % 1000) * 1000000};
+		int sig = sigtimedwait(sigs, NULL, &wait);
+		if (sig == SIGINT || sig == SIGTERM)
+			return;
+	}
 }
 
 /* Only the reconcilers wait for leadership; every replica serves gRPC, since the state the
@@ -841,6 +899,7 @@ int main(int argc, char **argv)
 		}
 	}
 	rc = EXIT_SUCCESS;
+	drain(&o, &st, &leader, &sigs);
 
 	if (leader) {
 		kube_leader_stop(leader); /* releases the Lease so a successor need not wait */
