@@ -624,6 +624,19 @@ static void on_started_leading(void *arg)
 		log_error("main", "cannot start the UdfFunction controller");
 }
 
+/* The Lease was lost (taken, or not renewed in time: the API server may be down). The
+ * reconcilers pause before this returns, so this replica no longer acts; it keeps serving
+ * gRPC from its caches (exiting would cut every query node's call in flight) and stands for
+ * election again. */
+static void on_stopped_leading(void *arg)
+{
+	struct operator_state *st = arg;
+	atomic_store(&st->leading, 0);
+	pool_controller_pause(st->pools);
+	function_controller_pause(st->functions);
+	log_warn("main", "not leading: reconcilers paused; serving gRPC and standing for election");
+}
+
 static void on_new_leader(void *arg, const char *identity)
 {
 	log_info("main", "the leader is now %s", identity ? identity : "(none)");
@@ -667,7 +680,7 @@ static void drain(const struct options *o, struct operator_state *st, struct kub
 }
 
 /* Only the reconcilers wait for leadership; every replica serves gRPC, since the state the
- * calls read lives in the API server. Losing the lease ends the process (kube/leader.h). */
+ * calls read lives in the API server. Losing the lease pauses the reconcilers. */
 static int start_leader_election(const struct options *o, struct operator_state *st,
 				 struct kube_leader **out)
 {
@@ -680,6 +693,7 @@ static int start_leader_election(const struct options *o, struct operator_state 
 	    .ns = ns,
 	    .name = o->leader_id ? o->leader_id : "udf-operator",
 	    .on_started_leading = on_started_leading,
+	    .on_stopped_leading = on_stopped_leading,
 	    .on_new_leader = on_new_leader,
 	    .arg = st,
 	};

@@ -14,6 +14,7 @@
 #include "controllers/claim.h"
 #include "controllers/endpoint.h"
 #include "controllers/expectations.h"
+#include "controllers/gate.h"
 #include "controllers/specialize.h"
 #include "controllers/token.h"
 #include "kube/strmap.h"
@@ -104,6 +105,7 @@ struct function_controller {
 	struct workqueue *wq;
 	struct expectations *exp;
 	atomic_int started;
+	struct gate gate; /* closed while this replica does not lead */
 	pthread_t *threads;
 	int nthreads;
 
@@ -1526,10 +1528,15 @@ static void *worker_main(void *arg)
 	struct function_controller *fc = arg;
 	char *key;
 	while ((key = wq_get(fc->wq)) != NULL) {
+		if (gate_enter(&fc->gate) < 0) {
+			wq_done(fc->wq, key);
+			break;
+		}
 		if (process(fc, key) == 0)
 			wq_forget(fc->wq, key);
 		else
 			wq_add_rate_limited(fc->wq, key);
+		gate_leave(&fc->gate);
 		wq_done(fc->wq, key);
 	}
 	return NULL;
@@ -1588,6 +1595,7 @@ int function_controller_new(const struct function_controller_opts *o,
 	struct function_controller *fc = calloc(1, sizeof(*fc));
 	if (!fc)
 		return -ENOMEM;
+	gate_init(&fc->gate);
 	fc->kube = o->kube;
 	fc->functions = o->functions;
 	fc->pools = o->pools;
@@ -1629,8 +1637,12 @@ int function_controller_new(const struct function_controller_opts *o,
 int function_controller_start(struct function_controller *fc)
 {
 	int expected = 0;
-	if (!atomic_compare_exchange_strong(&fc->started, &expected, 1))
+	if (!atomic_compare_exchange_strong(&fc->started, &expected, 1)) {
+		/* Leading again after a lost Lease: the queue kept every key meanwhile. */
+		log_info(COMPONENT, "UdfFunction controller resuming");
+		gate_open(&fc->gate);
 		return 0;
+	}
 	log_info(COMPONENT, "UdfFunction controller starting (%d workers, default pool %s)",
 		 fc->workers, fc->default_pool);
 	fc->threads = calloc((size_t)fc->workers, sizeof(*fc->threads));
@@ -1647,10 +1659,19 @@ int function_controller_start(struct function_controller *fc)
 	return 0;
 }
 
+void function_controller_pause(struct function_controller *fc)
+{
+	if (!fc || !atomic_load(&fc->started))
+		return;
+	gate_close(&fc->gate);
+	log_info(COMPONENT, "UdfFunction controller paused");
+}
+
 void function_controller_stop(struct function_controller *fc)
 {
 	if (!fc || !fc->wq)
 		return;
+	gate_abort(&fc->gate);
 	wq_shutdown(fc->wq);
 	for (int i = 0; i < fc->nthreads; i++)
 		pthread_join(fc->threads[i], NULL);
@@ -1675,6 +1696,7 @@ void function_controller_free(struct function_controller *fc)
 	if (!fc)
 		return;
 	function_controller_stop(fc);
+	gate_destroy(&fc->gate);
 	free(fc->threads);
 	wq_free(fc->wq);
 	exp_free(fc->exp);

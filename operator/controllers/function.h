@@ -53,6 +53,9 @@ struct function_controller_opts {
 int function_controller_new(const struct function_controller_opts *o,
 			    struct function_controller **out);
 int function_controller_start(struct function_controller *fc);
+/* Waits until no reconcile runs and starts none until the next function_controller_start()
+ * (this replica lost the Lease; the queue keeps its keys). */
+void function_controller_pause(struct function_controller *c);
 void function_controller_stop(struct function_controller *fc);
 void function_controller_free(struct function_controller *fc);
 

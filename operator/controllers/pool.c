@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "controllers/expectations.h"
+#include "controllers/gate.h"
 #include "kube/strmap.h"
 #include "kube/workqueue.h"
 #include "udf/event.h"
@@ -75,6 +76,7 @@ struct pool_controller {
 	struct workqueue *wq;
 	struct expectations *exp;
 	atomic_int started;
+	struct gate gate; /* closed while this replica does not lead */
 	pthread_t *threads;
 	int nthreads;
 
@@ -995,6 +997,7 @@ int pool_controller_new(const struct pool_controller_opts *o, struct pool_contro
 	struct pool_controller *pc = calloc(1, sizeof(*pc));
 	if (!pc)
 		return -ENOMEM;
+	gate_init(&pc->gate);
 	pc->kube = o->kube;
 	pc->pools = o->pools;
 	pc->pods = o->pods;
@@ -1029,10 +1032,15 @@ static void *worker_main(void *arg)
 	struct pool_controller *pc = arg;
 	char *key;
 	while ((key = wq_get(pc->wq)) != NULL) {
+		if (gate_enter(&pc->gate) < 0) {
+			wq_done(pc->wq, key);
+			break;
+		}
 		if (process(pc, key) == 0)
 			wq_forget(pc->wq, key);
 		else
 			wq_add_rate_limited(pc->wq, key);
+		gate_leave(&pc->gate);
 		wq_done(pc->wq, key);
 	}
 	return NULL;
@@ -1041,8 +1049,12 @@ static void *worker_main(void *arg)
 int pool_controller_start(struct pool_controller *pc)
 {
 	int expected = 0;
-	if (!atomic_compare_exchange_strong(&pc->started, &expected, 1))
+	if (!atomic_compare_exchange_strong(&pc->started, &expected, 1)) {
+		/* Leading again after a lost Lease: the queue kept every key meanwhile. */
+		log_info(COMPONENT, "UdfWarmPool controller resuming");
+		gate_open(&pc->gate);
 		return 0;
+	}
 	log_info(COMPONENT,
 		 "UdfWarmPool controller starting (%d workers, image %s, runtime classes %s)",
 		 pc->workers, pc->worker_image, pc->allowed);
@@ -1057,10 +1069,19 @@ int pool_controller_start(struct pool_controller *pc)
 	return 0;
 }
 
+void pool_controller_pause(struct pool_controller *pc)
+{
+	if (!pc || !atomic_load(&pc->started))
+		return;
+	gate_close(&pc->gate);
+	log_info(COMPONENT, "UdfWarmPool controller paused");
+}
+
 void pool_controller_stop(struct pool_controller *pc)
 {
 	if (!pc || !pc->wq)
 		return;
+	gate_abort(&pc->gate);
 	wq_shutdown(pc->wq);
 	for (int i = 0; i < pc->nthreads; i++)
 		pthread_join(pc->threads[i], NULL);
@@ -1079,6 +1100,7 @@ void pool_controller_free(struct pool_controller *pc)
 	if (!pc)
 		return;
 	pool_controller_stop(pc);
+	gate_destroy(&pc->gate);
 	free(pc->threads);
 	wq_free(pc->wq);
 	exp_free(pc->exp);

@@ -36,6 +36,9 @@ int pool_controller_new(const struct pool_controller_opts *o, struct pool_contro
 int pool_controller_start(struct pool_controller *pc);
 /* Stops the workers after their current reconcile (joins them). Handlers may still run and
  * enqueue meanwhile (ignored), so the order at shutdown is: stop, free the informer loop, free. */
+/* Waits until no reconcile runs and starts none until the next pool_controller_start()
+ * (this replica lost the Lease; the queue keeps its keys). */
+void pool_controller_pause(struct pool_controller *c);
 void pool_controller_stop(struct pool_controller *pc);
 void pool_controller_free(struct pool_controller *pc);
 
