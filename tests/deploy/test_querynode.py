@@ -25,15 +25,7 @@ import workerlib  # noqa: E402
 from cluster import ensure_cluster, kubectl, SOURCE_DIR  # noqa: E402
 from function_controller import FunctionController, Kube  # noqa: E402
 from udfop import OperatorProcess  # noqa: E402
-
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
+from checks import check, finish  # noqa: E402
 
 
 def serve(fc, kube, prefix, endpoint, token, stop):
@@ -131,11 +123,7 @@ def main():
         for ns in kubectl("get", "ns", "-o", "name", kubeconfig=kubeconfig).stdout.split():
             if ns.startswith("namespace/" + prefix):
                 kubectl("delete", ns, "--wait=false", kubeconfig=kubeconfig, check=False)
-    if failures:
-        print("%d failure(s)" % len(failures))
-        return 1
-    print("all passed")
-    return 0
+    return finish()
 
 
 if __name__ == "__main__":

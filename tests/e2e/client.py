@@ -34,16 +34,9 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.flight as flight  # noqa: E402
 
 import querynode as qn  # noqa: E402
+from checks import check, finish  # noqa: E402
 
 ROWS = 65536
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
 
 
 def int_batch(n=ROWS, nulls=True):
@@ -196,8 +189,7 @@ def protocols(addr, files_url):
         check(False, "two tenants: %s: %s" % (e.code().name, e.details()))
     a.close()
     b.close()
-    print("%d failed" % len(failures) if failures else "all passed", flush=True)
-    return 1 if failures else 0
+    return finish()
 
 
 # ---- load -----------------------------------------------------------------------------------

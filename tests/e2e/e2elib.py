@@ -21,6 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 
 import wheels  # noqa: E402
+from checks import check, failures, finish  # noqa: E402,F401  (re-exported to the tests)
 from cluster import cluster_env, kubectl  # noqa: E402
 
 PID = os.getpid()
@@ -30,19 +31,6 @@ PYTHON = sys.executable
 SANDBOX_NS = "udf-sandboxes"
 OPERATOR_NS = "udf-system"
 FUNCTION_UID = "udf.sandbox.io/function-uid"
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
-
-
-def finish():
-    print("%d failed: %s" % (len(failures), failures) if failures else "all passed", flush=True)
-    sys.exit(1 if failures else 0)
 
 
 def sh(*argv, check=True, timeout=600, env=None):

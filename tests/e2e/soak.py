@@ -101,7 +101,7 @@ def main():
         check(end is not None and end < LIMIT and end <= 2 * start + (32 << 20),
               "operator %s memory stays bounded: %.1f -> %s MiB" % (pod, start / 2**20, end and round(end / 2**20, 1)))
     check(not other, "the client printed no errors: %s" % other[:3])
-    e.finish()
+    sys.exit(e.finish())
 
 
 if __name__ == "__main__":

@@ -207,7 +207,7 @@ def main():
             e.delete_tenants_of(lambda t: t.startswith(("e2e_a_", "e2e_b_")) or TAG in t)
     orphans, shared = e.wait_no_orphans(120)
     check(not orphans, "after the tenants are deleted no claimed pod is left: %s" % orphans)
-    e.finish()
+    sys.exit(e.finish())
 
 
 if __name__ == "__main__":

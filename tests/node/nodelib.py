@@ -16,22 +16,7 @@ NODE_SH = os.path.join(SOURCE_DIR, "hack", "node.sh")
 IMAGE_SH = os.path.join(SOURCE_DIR, "hack", "image.sh")
 WORKER_IMAGE = "localhost/udf-worker:dev"
 
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
-
-
-def finish():
-    if failures:
-        print(f"{len(failures)} failure(s)")
-        return 1
-    print("all passed")
-    return 0
+from checks import check, failures, finish  # noqa: E402,F401  (re-exported to the tests)
 
 
 def run(*args, check=True):
