@@ -14,6 +14,7 @@
 
 #include "api/blocking.h"
 #include "api/functions.h"
+#include "api/tenants.h"
 #include "controllers/function.h"
 #include "controllers/pool.h"
 #include "grpc/etag.h"
@@ -43,6 +44,7 @@ struct options {
 	const char *grpc_tls_key;
 	const char *health_bind;
 	const char *tenant_ns_prefix;
+	const char *tenant_ns_labels;
 	int leader_elect;
 	const char *leader_ns;
 	const char *leader_id;
@@ -103,6 +105,9 @@ static void usage(FILE *out)
 	    "  --tenant-namespace-prefix P namespace of a tenant: P<readable tenant>-<10 hex of\n"
 	    "                              sha256(tenant)>, e.g. test_tenant ->\n"
 	    "                              udf-test-tenant-<hash> (default udf-)\n"
+	    "  --tenant-namespace-labels K=V[,K=V]  extra labels of the tenant namespaces this\n"
+	    "                              operator creates (e.g. for another operator's\n"
+	    "                              --function-namespace-selector !K)\n"
 	    "  --leader-elect[=true|false] take part in leader election on a Lease, so only one\n"
 	    "                              replica reconciles (default false)\n"
 	    "  --leader-election-namespace NS  the Lease's namespace (default: the pod's own\n"
@@ -219,6 +224,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		OPT_LOG_LEVEL,
 		OPT_VERSION,
 		OPT_NS_PREFIX,
+		OPT_NS_LABELS,
 		OPT_LEADER_ELECT,
 		OPT_LEADER_NS,
 		OPT_LEADER_ID,
@@ -246,6 +252,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"grpc-tls-key", required_argument, NULL, OPT_TLS_KEY},
 	    {"health-bind-address", required_argument, NULL, OPT_HEALTH},
 	    {"tenant-namespace-prefix", required_argument, NULL, OPT_NS_PREFIX},
+	    {"tenant-namespace-labels", required_argument, NULL, OPT_NS_LABELS},
 	    {"leader-elect", optional_argument, NULL, OPT_LEADER_ELECT},
 	    {"leader-election-namespace", required_argument, NULL, OPT_LEADER_NS},
 	    {"leader-election-id", required_argument, NULL, OPT_LEADER_ID},
@@ -290,6 +297,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_HEALTH:
 			o->health_bind = optarg;
+			break;
+		case OPT_NS_LABELS:
+			o->tenant_ns_labels = optarg;
 			break;
 		case OPT_NS_PREFIX:
 			o->tenant_ns_prefix = optarg;
@@ -462,6 +472,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 			argv[optind]);
 		return -EINVAL;
 	}
+	cJSON *labels = NULL;
+	if (tenants_parse_labels(o->tenant_ns_labels, &labels) < 0) {
+		fprintf(stderr,
+			"udf-operator: --tenant-namespace-labels takes K=V[,K=V] with Kubernetes "
+			"label keys and values, not \"%s\"\n",
+			o->tenant_ns_labels);
+		return -EINVAL;
+	}
+	cJSON_Delete(labels);
 	if (!naming_prefix_valid(o->tenant_ns_prefix)) {
 		fprintf(stderr,
 			"udf-operator: --tenant-namespace-prefix must be 1 to %d of a-z, 0-9 "
@@ -829,6 +848,7 @@ int main(int argc, char **argv)
 				       .inf_functions = w.functions,
 				       .inf_tenant_ns = w.tenant_namespaces,
 				       .ns_prefix = o.tenant_ns_prefix,
+				       .ns_labels = o.tenant_ns_labels,
 				       /* hardening (issue 15) */
 				       .max_functions_per_tenant = o.max_functions_per_tenant,
 				       .max_pods_per_tenant = o.max_pods_per_tenant,

@@ -589,6 +589,7 @@ int functions_new(const struct functions_options *o, struct functions **out)
 					    .max_pods = o->max_pods_per_tenant,
 					    .max_functions = o->max_functions_per_tenant};
 		tenants_set_limits(f->tenants, &tl);
+		rc = tenants_set_labels(f->tenants, o->ns_labels);
 	}
 	if (rc == 0)
 		rc = tokens_new(o->kube, &f->tokens);

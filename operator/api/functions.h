@@ -35,6 +35,7 @@ struct functions_options {
 	struct kube_informer *inf_functions; /* shared: UdfFunctions of all namespaces */
 	struct kube_informer *inf_tenant_ns; /* shared: namespaces labelled tenant-namespace */
 	const char *ns_prefix;		     /* tenant namespace prefix, e.g. "udf-" */
+	const char *ns_labels;		     /* "K=V,..." added to new tenant namespaces, or NULL */
 	int threads;			     /* workqueue threads (0: 8) */
 	/* ---- limits against one tenant hurting the others (0: no limit) ---- */
 	int max_functions_per_tenant; /* UdfFunctions in a tenant's namespace */

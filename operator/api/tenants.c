@@ -1,5 +1,6 @@
 #include "api/tenants.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@ struct tenants {
 	pthread_mutex_t lock;
 	struct strmap owners; /* tenant namespace -> its tenant annotation (char *) */
 	struct tenants_limits lim;
+	cJSON *labels; /* extra labels of new namespaces, or NULL */
 };
 
 static void note(struct tenants *t, const cJSON *nsobj, int deleted)
@@ -102,8 +104,67 @@ void tenants_free(struct tenants *t)
 		return;
 	strmap_free(&t->owners, free);
 	udf_netpol_free(t->netpol);
+	cJSON_Delete(t->labels);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
+}
+
+/* A label key ([prefix/]name) or value as Kubernetes takes them, roughly: 1-63 (keys up to
+ * 253 with a prefix) of [A-Za-z0-9._-/]; values may be empty. */
+static int label_part_ok(const char *s, size_t max, int key)
+{
+	size_t n = strlen(s);
+	if (n > max || (key && n == 0))
+		return 0;
+	for (; *s; s++) {
+		if (!(isalnum((unsigned char)*s) || *s == '.' || *s == '_' || *s == '-' ||
+		      (key && *s == '/')))
+			return 0;
+	}
+	return 1;
+}
+
+int tenants_parse_labels(const char *spec, cJSON **out)
+{
+	*out = NULL;
+	if (!spec || !*spec)
+		return 0;
+	cJSON *labels = cJSON_CreateObject();
+	char *copy = strdup(spec);
+	int rc = labels && copy ? 0 : -ENOMEM;
+	char *save = NULL;
+	for (char *tok = rc ? NULL : strtok_r(copy, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		if (!eq) {
+			rc = -EINVAL;
+			break;
+		}
+		*eq = '\0';
+		if (!label_part_ok(tok, 253, 1) || !label_part_ok(eq + 1, 63, 0)) {
+			rc = -EINVAL;
+			break;
+		}
+		cJSON_AddStringToObject(labels, tok, eq + 1);
+	}
+	free(copy);
+	if (rc < 0) {
+		cJSON_Delete(labels);
+		return rc;
+	}
+	*out = labels;
+	return 0;
+}
+
+int tenants_set_labels(struct tenants *t, const char *spec)
+{
+	cJSON *labels;
+	int rc = tenants_parse_labels(spec, &labels);
+	if (rc == 0) {
+		cJSON_Delete(t->labels);
+		t->labels = labels;
+	}
+	return rc;
 }
 
 void tenants_set_limits(struct tenants *t, const struct tenants_limits *l)
@@ -217,6 +278,16 @@ static int ensure_namespace(struct tenants *t, const char *ns, const char *tenan
 		return fail(-EDQUOT, FN_EXHAUSTED, res);
 	}
 	rc = tenant_namespace_object(ns, tenant, &nsobj);
+	cJSON *nslabels = rc == 0
+			      ? cJSON_GetObjectItemCaseSensitive(
+				    cJSON_GetObjectItemCaseSensitive(nsobj, "metadata"), "labels")
+			      : NULL;
+	const cJSON *extra;
+	cJSON_ArrayForEach(extra, t->labels)
+	{
+		if (nslabels && !cJSON_GetObjectItemCaseSensitive(nslabels, extra->string))
+			cJSON_AddStringToObject(nslabels, extra->string, extra->valuestring);
+	}
 	if (rc == 0)
 		rc = kube_create(t->kube, &res_namespaces, NULL, nsobj, NULL);
 	cJSON_Delete(nsobj);

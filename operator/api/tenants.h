@@ -7,6 +7,7 @@
 #ifndef UDF_API_TENANTS_H
 #define UDF_API_TENANTS_H
 
+#include <cjson/cJSON.h>
 #include <stddef.h>
 
 #include "api/outcome.h"
@@ -30,6 +31,12 @@ struct tenants_limits {
 			    * backstop behind functions_over_limit() */
 };
 void tenants_set_limits(struct tenants *t, const struct tenants_limits *l);
+/* Extra labels of the namespaces it creates, "K=V[,K=V]" (NULL or "": none), set once
+ * before the first tenants_ensure(); they never replace the stamped ones. 0 or -EINVAL. */
+int tenants_set_labels(struct tenants *t, const char *spec);
+/* "K=V[,K=V]" into a JSON object of labels (*out NULL for NULL or ""). 0, -EINVAL (a part
+ * without "=", or a key or value Kubernetes would refuse) or -ENOMEM. */
+int tenants_parse_labels(const char *spec, cJSON **out);
 
 /* The tenant's namespace name into ns[64] (pure). 0 or -EINVAL. */
 int tenants_namespace(struct tenants *t, const char *tenant, char ns[64]);

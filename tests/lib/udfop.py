@@ -76,6 +76,10 @@ class OperatorProcess:
         if not any(a.startswith("--pool-selector") for a in extra_args):
             # The cluster is shared: a test's operator reconciles no pool it did not ask for.
             extra_args = (*extra_args, "--pool-selector", f"udf.sandbox.io/test-pools=none-{os.getpid()}")
+        if not any(a.startswith("--tenant-namespace-labels") for a in extra_args):
+            # The tenant namespaces it creates are a test's: an operator installed by
+            # `make run` (--function-namespace-selector !udf-test-run) leaves their functions alone.
+            extra_args = (*extra_args, "--tenant-namespace-labels", f"udf-test-run=op-{os.getpid()}")
         if not any(a.startswith(("--function-namespace-selector", "--controllers")) for a in extra_args):
             # ... and no function outside the namespaces it asked for.
             extra_args = (*extra_args, "--function-namespace-selector",
