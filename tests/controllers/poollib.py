@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from cluster import SOURCE_DIR, cluster_env, ensure_cluster, kubectl, kubectl_path  # noqa: E402
 from udfop import OperatorProcess, wait_for  # noqa: E402
+from checks import check, failures, finish  # noqa: E402,F401  (re-exported to the tests)
 
 NODE_SH = os.path.join(SOURCE_DIR, "hack", "node.sh")
 IMAGE_SH = os.path.join(SOURCE_DIR, "hack", "image.sh")
@@ -26,26 +27,9 @@ CONTAINERD_SOCK = "/run/udf-sandbox/containerd/containerd.sock"
 RUN_ID = f"t{os.getpid()}"
 POOL_LABEL = "udf-test-run"
 
-failures = []
-
 
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
-
-
-def finish():
-    if failures:
-        print(f"{len(failures)} failure(s)")
-        return 1
-    print("all passed")
-    return 0
 
 
 def ensure_node(worker_image=True):
