@@ -214,7 +214,8 @@ static int ensure_object(struct functions *f, const cJSON *desired, const char *
 	const char *ns = k8s_str(desired, "metadata.namespace");
 	const char *name = k8s_str(desired, "metadata.name");
 	const char *key = k8s_annotation(desired, UDF_ANNO_CONTENT_KEY);
-	int rc = kube_create(f->kube, &res_functions, ns, desired, out);
+	struct kube_status st = {0};
+	int rc = kube_create_status(f->kube, &res_functions, ns, desired, out, &st);
 	if (rc == 0) {
 		log_info("functions", "created UdfFunction %s/%s", ns, name);
 		return 0;
@@ -251,6 +252,16 @@ static int ensure_object(struct functions *f, const cJSON *desired, const char *
 				 name);
 			return 0;
 		}
+	}
+	if (kube_quota_pending(rc, &st)) {
+		snprintf(
+		    msg, msglen,
+		    "cannot create UdfFunction %s/%s yet: the namespace's ResourceQuota is not "
+		    "counted yet by kube-controller-manager; retry the statement in a few "
+		    "seconds",
+		    ns, name);
+		*res = FN_PROVISIONING;
+		return rc;
 	}
 	if (rc == KUBE_ENOTFOUND)
 		snprintf(msg, msglen,

@@ -129,7 +129,8 @@ static void run_create(struct record_job *j)
 		return;
 	}
 	struct kube_client *kube = functions_kube(j->f);
-	int rc = kube_create(kube, &res_functions, j->ns, j->body, &out);
+	struct kube_status st = {0};
+	int rc = kube_create_status(kube, &res_functions, j->ns, j->body, &out, &st);
 	if (rc == 0) {
 		log_info("records", "worker \"%s\" of tenant \"%s\" recorded as %s/%s", j->name,
 			 j->tenant, j->ns, j->object);
@@ -159,6 +160,14 @@ static void run_create(struct record_job *j)
 			answer_one(j, out);
 		}
 		cJSON_Delete(out);
+		return;
+	}
+	if (kube_quota_pending(rc, &st)) {
+		snprintf(msg, sizeof(msg),
+			 "cannot record worker \"%s\" yet: the namespace's ResourceQuota is not "
+			 "counted yet by kube-controller-manager; retry in a few seconds",
+			 j->name);
+		j->cb(j->arg, FN_PROVISIONING, msg, NULL, 0);
 		return;
 	}
 	snprintf(msg, sizeof(msg), "cannot record worker \"%s\": %s", j->name, kube_strerror(rc));

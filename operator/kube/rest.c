@@ -607,8 +607,8 @@ int kube_path(char *buf, size_t len, const struct kube_res *r, const char *ns, c
 }
 
 /* Sends a request and turns the answer into an error code and, on success, *out. */
-static int call(struct kube_client *c, const char *method, const char *path, const char *ctype,
-		const char *body, cJSON **out)
+static int call_status(struct kube_client *c, const char *method, const char *path,
+		       const char *ctype, const char *body, cJSON **out, struct kube_status *st)
 {
 	struct kube_response resp;
 	int rc;
@@ -619,15 +619,28 @@ static int call(struct kube_client *c, const char *method, const char *path, con
 	if (rc)
 		return rc;
 	rc = kube_error_from_status(resp.http_status, &resp.status);
-	if (rc) {
+	if (rc && (resp.http_status == 403 || resp.http_status == 422)) {
+		/* A refusal someone must act on (RBAC, a quota, a terminating namespace, a
+		 * validation rule): the API server's own words, since callers only see a code. */
+		log_warn("kube", "%s %s: %ld %s: %s", method, path, resp.http_status,
+			 resp.status.reason, resp.status.message);
+	} else if (rc) {
 		log_debug("kube", "%s %s: %ld %s: %s", method, path, resp.http_status,
 			  resp.status.reason, resp.status.message);
 	} else if (out) {
 		*out = resp.json;
 		resp.json = NULL;
 	}
+	if (rc && st)
+		*st = resp.status;
 	kube_response_free(&resp);
 	return rc;
+}
+
+static int call(struct kube_client *c, const char *method, const char *path, const char *ctype,
+		const char *body, cJSON **out)
+{
+	return call_status(c, method, path, ctype, body, out, NULL);
 }
 
 int kube_get_object(struct kube_client *c, const struct kube_res *r, const char *ns,
@@ -727,19 +740,32 @@ out_fail:
 	return rc;
 }
 
-int kube_create(struct kube_client *c, const struct kube_res *r, const char *ns, const cJSON *obj,
-		cJSON **out)
+int kube_create_status(struct kube_client *c, const struct kube_res *r, const char *ns,
+		       const cJSON *obj, cJSON **out, struct kube_status *st)
 {
 	char path[1024], *body;
+	if (out)
+		*out = NULL;
 	int rc = kube_path(path, sizeof(path), r, ns, NULL, NULL);
 	if (rc)
 		return rc;
 	body = cJSON_PrintUnformatted(obj);
 	if (!body)
 		return -ENOMEM;
-	rc = call(c, "POST", path, "application/json", body, out);
+	rc = call_status(c, "POST", path, "application/json", body, out, st);
 	free(body);
 	return rc;
+}
+
+int kube_quota_pending(int rc, const struct kube_status *st)
+{
+	return rc == KUBE_EFORBIDDEN && st && strstr(st->message, "status unknown for quota");
+}
+
+int kube_create(struct kube_client *c, const struct kube_res *r, const char *ns, const cJSON *obj,
+		cJSON **out)
+{
+	return kube_create_status(c, r, ns, obj, out, NULL);
 }
 
 int kube_update(struct kube_client *c, const struct kube_res *r, const char *ns, const cJSON *obj,

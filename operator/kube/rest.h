@@ -115,6 +115,12 @@ int kube_list_paged(struct kube_client *c, const struct kube_res *r, const char 
 /* CREATE: POST obj. KUBE_EALREADY_EXISTS when the name is taken. */
 int kube_create(struct kube_client *c, const struct kube_res *r, const char *ns, const cJSON *obj,
 		cJSON **out);
+/* The same; on an error answer *st (may be NULL) is the API server's Status. */
+int kube_create_status(struct kube_client *c, const struct kube_res *r, const char *ns,
+		       const cJSON *obj, cJSON **out, struct kube_status *st);
+/* A create refused because a ResourceQuota of the namespace is not counted yet (a new quota
+ * before kube-controller-manager's quota controller has synced it): worth retrying. */
+int kube_quota_pending(int rc, const struct kube_status *st);
 
 /* UPDATE: PUT obj (metadata.name names it); conditional on metadata.resourceVersion when set:
  * KUBE_ECONFLICT when it is stale. sub: NULL, "status" or "scale". */

@@ -12,7 +12,7 @@ again), mixed (hot statements and protocol 3 cycles: CreateWorker with a new scr
 RESUME, DROP).
 
 `protocols` prints one "ok"/"FAIL" line per check and exits 1 on any failure. `load` runs until
-S seconds pass or SIGTERM and prints one JSON line per statement ({"t0", "t", "kind", "ok",
+S seconds pass, SIGTERM or --stop-file FILE exists, and prints one JSON line per statement ({"t0", "t", "kind", "ok",
 "code", "stage", "ms", "udf", "tenant", "attempt"}), then a {"summary": ...} line.
 """
 
@@ -68,6 +68,19 @@ def statement(node, ep_fn, name, k, rows=ROWS, nulls=True):
     return None
 
 
+def again(call, seconds=60):
+    """call() as a user runs a statement the operator answered UNAVAILABLE ("retry the statement
+    in a few seconds"): again each second, for up to `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
 def why(err):
     return "" if err is None else "%s %s: %s" % err
 
@@ -103,7 +116,7 @@ def protocols(addr, files_url):
     # Protocol 1: the spec JSON and presigned imports.
     t0 = time.monotonic()
     spec = qn.udf_spec(handler="add_one", code=qn.ADD_ONE)
-    err = statement(a, lambda: a.apply_udf_resource(spec), "add_one", 1)
+    err = statement(a, lambda: again(lambda: a.apply_udf_resource(spec)), "add_one", 1)
     check(err is None, "protocol 1: add_one over %d rows (%.0f ms, cold or warm) %s" % (ROWS, (time.monotonic() - t0) * 1e3, why(err)))
     t0 = time.monotonic()
     err = statement(a, lambda: a.apply_udf_resource(spec), "add_one", 1)
@@ -116,7 +129,7 @@ def protocols(addr, files_url):
         # Databend tags each import with the stage file's ETag.
         tags = [urllib.request.urlopen(urllib.request.Request("%s/%s" % (files_url, f), headers={"Range": "bytes=0-0"}),
                                        timeout=10).headers["ETag"] for f in IMPORT_FILES]
-        ep = a.apply_udf_resource(spec_i, imports=[(loc, presign(f), t) for loc, f, t in zip(locs, IMPORT_FILES, tags)])
+        ep = again(lambda: a.apply_udf_resource(spec_i, imports=[(loc, presign(f), t) for loc, f, t in zip(locs, IMPORT_FILES, tags)]))
         got = call_strings(a, ep, "imports_udf")
         check(got == [IMPORTS_WANT + str(i) for i in range(4)],
               "protocol 1: imports (.py module, data file in databend_import_directory, zip, whl, egg): %s" % got[:1])
@@ -130,7 +143,7 @@ def protocols(addr, files_url):
     script = lambda: qn.databend_script("pkg_udf", ["INT"], "VARCHAR", code2, imports=[("@stage/imports/helper.py", presign("helper.py"))], packages=pkg)  # noqa: E731
     try:
         t0 = time.monotonic()
-        ep = a.apply_resource(script())
+        ep = again(lambda: a.apply_resource(script()))
         got = call_strings(a, ep, "pkg_udf")
         check(got == ["tiny|helper|%d" % i for i in range(4)],
               "protocol 2: script with a package installed from the index and an import (%.0f ms): %s"
@@ -142,12 +155,12 @@ def protocols(addr, files_url):
 
     # Protocol 3: worker records, a UDF through CreateWorker, then ApplyResource, alter, list, drop.
     try:
-        resp, ep = a.create_worker("settings_" + tag, tags={"team": "e2e"}, options={"timeout": "30"})
+        resp, ep = again(lambda: a.create_worker("settings_" + tag, tags={"team": "e2e"}, options={"timeout": "30"}))
         check(resp.worker.name == "settings_" + tag and not ep.endpoint and resp.worker.options.get("timeout") == "30",
               "protocol 3: CREATE WORKER with options and tags records it, nothing provisioned")
         code3 = add_k_code("add_three", 3)
         s3 = qn.databend_script("add_three", ["INT"], "INT", code3)
-        err = statement(a, lambda: a.create_worker("add_three", script=s3, tags={"kind": "udf"})[1], "add_three", 3,
+        err = statement(a, lambda: again(lambda: a.create_worker("add_three", script=s3, tags={"kind": "udf"}))[1], "add_three", 3,
                         nulls=False)
         check(err is None, "protocol 3: CreateWorker(udf) then Flight, %d rows %s" % (ROWS, why(err)))
         err = statement(a, lambda: a.apply_resource(s3), "add_three", 3, nulls=False)
@@ -175,7 +188,7 @@ def protocols(addr, files_url):
     # Two tenants, the same UDF text: two functions; one tenant's token opens only its own.
     try:
         ep_a = a.apply_udf_resource(spec)
-        err = statement(b, lambda: b.apply_udf_resource(spec), "add_one", 1)
+        err = statement(b, lambda: again(lambda: b.apply_udf_resource(spec)), "add_one", 1)
         check(err is None, "tenant B: the same add_one text is served %s" % why(err))
         ep_b = b.apply_udf_resource(spec)
         check(ep_a.endpoint != ep_b.endpoint, "two tenants, two endpoints: %s, %s" % (ep_a.endpoint, ep_b.endpoint))
@@ -284,14 +297,23 @@ class Load:
             rec["t"] = time.time()
             self.emit(rec)
 
-    def run(self, seconds):
+    def run(self, seconds, stop_file=None):
         threads = [threading.Thread(target=self.worker, args=(i,), daemon=True) for i in range(self.concurrency)]
         for t in threads:
             t.start()
-        self.stop.wait(seconds)
+        # The stop file, not only SIGTERM: pyarrow's Flight client takes a signal that lands
+        # during a call for itself (it cancels that call) and Python's handler never runs.
+        deadline = time.monotonic() + seconds
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            if stop_file and os.path.exists(stop_file):
+                break
+            self.stop.wait(0.2)
         self.stop.set()
         for t in threads:
             t.join(timeout=60)
+        stuck = sum(1 for t in threads if t.is_alive())
+        if stuck:
+            print("load: %d thread(s) still inside a statement 60 s after the stop" % stuck, flush=True)
         summary = {}
         for r in self.results:
             s = summary.setdefault(r["kind"], {"ok": 0, "failed": {}, "ms": []})
@@ -322,14 +344,17 @@ def main():
     p.add_argument("--rows", type=int, default=ROWS)
     p.add_argument("--count", type=int, default=3,
                    help="burst: new UDFs per client thread, then statements that use them again")
+    p.add_argument("--stop-file", help="stop (finishing the statements in flight) once this file exists")
     p.add_argument("--tag", default="%x" % (time.time_ns() % 0xFFFFFF))
     args = ap.parse_args()
     if args.cmd == "protocols":
         return protocols(args.addr, args.files_url)
     load = Load(args.addr, args.mode, args.tag, args.concurrency, args.rows, args.count)
     signal.signal(signal.SIGTERM, lambda *_: load.stop.set())
-    load.run(args.seconds)
-    return 0
+    load.run(args.seconds, args.stop_file)
+    # A thread still inside a call (it had 60 s to end) would hold grpc's teardown at exit.
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

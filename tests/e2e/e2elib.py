@@ -10,7 +10,6 @@ a package index on port 80) and client.py (the query node).
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -58,6 +57,7 @@ class OutsideHost:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="udf-e2e-files-")
         self.server = None
+        self.loads = []  # client_bg processes: none may outlive the outside host
         self.log = os.path.join(self.dir, "server.log")
         self.url = "http://%s" % OUTSIDE_IP
 
@@ -88,16 +88,28 @@ class OutsideHost:
         except BaseException:
             self.__exit__(None, None, None)
             raise
+        # A host route left by an outside host that outlived its test would take this one's
+        # replies: refuse to start beside it.
+        other = [ln for ln in sh("ip", "-o", "addr", "show", "to", HOST_IP + "/32").stdout.splitlines()
+                 if "ue%dh" % PID not in ln]
+        if other:
+            self.__exit__(None, None, None)
+            raise RuntimeError("another interface has %s (a leftover outside host?): %s" % (HOST_IP, other))
         return self
 
     def __exit__(self, *exc):
+        for proc in self.loads:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         if self.server:
             self.server.terminate()
             try:
                 self.server.wait(10)
             except subprocess.TimeoutExpired:
                 self.server.kill()
-        sh("ip", "netns", "del", NETNS, check=False)  # takes the veth pair with it
+        sh("ip", "link", "del", "ue%dh" % PID, check=False)  # and its peer in the namespace
+        sh("ip", "netns", "del", NETNS, check=False)
 
     def requests(self):
         return [ln for ln in open(self.log).read().splitlines() if ln.startswith("GET ")]
@@ -108,17 +120,26 @@ class OutsideHost:
                               capture_output=True, text=True, timeout=timeout)
 
     def client_bg(self, *args):
+        """client.py load in the background: (process, its output file). stop_load() ends it."""
         out = tempfile.NamedTemporaryFile("w+", prefix="udf-e2e-load-", suffix=".jsonl", delete=False)
+        args = (*args, "--stop-file", out.name + ".stop")
         proc = subprocess.Popen(["ip", "netns", "exec", NETNS, PYTHON, os.path.join(HERE, "client.py"), *args],
                                 stdout=out, stderr=subprocess.STDOUT)
+        self.loads.append(proc)
         return proc, out.name
 
 
 def stop_load(proc, path, timeout=120):
-    """SIGTERM to the load (it finishes the statements in flight), then its records and summary."""
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout)
+    """Stops the load (it finishes the statements in flight), then its records and summary."""
     records, summary, other = [], None, []
+    open(path + ".stop", "w").close()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        other.append("the load did not stop within %d s of SIGTERM (killed)" % timeout)
+    os.unlink(path + ".stop")
     for ln in open(path).read().splitlines():
         if ln.startswith("{"):
             rec = json.loads(ln)
