@@ -20,14 +20,7 @@ static const struct kube_res res_pools = {"apis/udf.sandbox.io/v1alpha1", "udfwa
 
 static int pod_ready(const cJSON *pod)
 {
-	const cJSON *c;
-	cJSON_ArrayForEach(c, k8s_get(pod, "status.conditions"))
-	{
-		const char *t = k8s_str(c, "type"), *s = k8s_str(c, "status");
-		if (t && s && strcmp(t, "Ready") == 0)
-			return strcmp(s, "True") == 0;
-	}
-	return 0;
+	return k8s_condition_is(pod, "Ready", "True", NULL);
 }
 
 int claim_candidate(const cJSON *pod, const cJSON *pool)

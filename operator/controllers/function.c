@@ -652,14 +652,7 @@ static void set_failure(struct census *c, const char *type, const char *reason, 
 
 static int pod_ready(const cJSON *pod)
 {
-	const cJSON *c;
-	cJSON_ArrayForEach(c, k8s_get(pod, "status.conditions"))
-	{
-		const char *t = k8s_str(c, "type"), *s = k8s_str(c, "status");
-		if (t && s && strcmp(t, "Ready") == 0)
-			return strcmp(s, "True") == 0;
-	}
-	return 0;
+	return k8s_condition_is(pod, "Ready", "True", NULL);
 }
 
 static int pod_dead(const cJSON *pod)

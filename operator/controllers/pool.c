@@ -290,22 +290,6 @@ struct census {
 	cJSON *scale_down;	 /* alive pods, least useful first */
 };
 
-static int condition_is(const cJSON *pod, const char *type, const char *status, const char **reason)
-{
-	const cJSON *c;
-	cJSON_ArrayForEach(c, k8s_get(pod, "status.conditions"))
-	{
-		const char *t = k8s_str(c, "type");
-		if (t && strcmp(t, type) == 0) {
-			const char *s = k8s_str(c, "status");
-			if (reason)
-				*reason = k8s_str(c, "reason");
-			return s && strcmp(s, status) == 0;
-		}
-	}
-	return 0;
-}
-
 /* The worker container's waiting or terminated state, if any. */
 static void container_state(const cJSON *pod, const char **waiting, const char **wmsg,
 			    const char **terminated, long long *exit_code)
@@ -361,10 +345,10 @@ static void add_replace(struct census *c, const cJSON *pod, const char *reason, 
  * newest first within each. */
 static int down_rank(const cJSON *pod)
 {
-	if (condition_is(pod, "Ready", "True", NULL))
+	if (k8s_condition_is(pod, "Ready", "True", NULL))
 		return 2;
 	const char *why = NULL;
-	if (condition_is(pod, "PodScheduled", "False", &why))
+	if (k8s_condition_is(pod, "PodScheduled", "False", &why))
 		return 0;
 	return 1;
 }
@@ -439,13 +423,13 @@ static void take_census(struct pool_controller *pc, const char *key, const cJSON
 			add_replace(c, pod, "ContainerStartFailed",
 				    "pod %s cannot start its container (%s: %.400s)", name, waiting,
 				    wmsg ? wmsg : "");
-		} else if (condition_is(pod, "Ready", "True", NULL)) {
+		} else if (k8s_condition_is(pod, "Ready", "True", NULL)) {
 			c->alive++;
 			c->ready++;
 			if (created > c->newest_ready_s)
 				c->newest_ready_s = created;
 			cJSON_AddItemToArray(c->scale_down, cJSON_Duplicate(pod, 1));
-		} else if (condition_is(pod, "PodScheduled", "False", &why) && why &&
+		} else if (k8s_condition_is(pod, "PodScheduled", "False", &why) && why &&
 			   strcmp(why, "Unschedulable") == 0) {
 			/* Held: recreating it would not make the cluster any bigger. */
 			c->alive++;

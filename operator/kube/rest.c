@@ -909,6 +909,24 @@ const char *k8s_annotation(const cJSON *obj, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+int k8s_condition_is(const cJSON *obj, const char *type, const char *status, const char **reason)
+{
+	const cJSON *c;
+	if (reason)
+		*reason = NULL;
+	cJSON_ArrayForEach(c, k8s_get(obj, "status.conditions"))
+	{
+		const char *t = k8s_str(c, "type");
+		if (t && strcmp(t, type) == 0) {
+			const char *s = k8s_str(c, "status");
+			if (reason)
+				*reason = k8s_str(c, "reason");
+			return s && strcmp(s, status) == 0;
+		}
+	}
+	return 0;
+}
+
 int kube_error_transient(int rc)
 {
 	/* Transport errors (negative errno, curl failures), 429 and every 5xx: the request may

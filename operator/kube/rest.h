@@ -166,6 +166,9 @@ long long k8s_int(const cJSON *obj, const char *dotted, long long def);
 const char *k8s_label(const cJSON *obj, const char *key);
 /* metadata.annotations[key] or NULL. */
 const char *k8s_annotation(const cJSON *obj, const char *key);
+/* 1 when the first status.conditions entry of this type has this status; *reason (may be
+ * NULL) is that entry's reason, or NULL. 0 when it differs or there is none of the type. */
+int k8s_condition_is(const cJSON *obj, const char *type, const char *status, const char **reason);
 
 /* 1 when a request that failed with rc may succeed if tried again: the server was not
  * reached or did not answer, was overloaded (429) or failed (5xx). 0 for any other answer
