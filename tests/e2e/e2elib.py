@@ -129,17 +129,9 @@ class OutsideHost:
         return proc, out.name
 
 
-def stop_load(proc, path, timeout=120):
-    """Stops the load (it finishes the statements in flight), then its records and summary."""
+def read_load(path):
+    """What a load wrote so far: (statement records, its summary or None, any other lines)."""
     records, summary, other = [], None, []
-    open(path + ".stop", "w").close()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        other.append("the load did not stop within %d s of SIGTERM (killed)" % timeout)
-    os.unlink(path + ".stop")
     for ln in open(path).read().splitlines():
         if ln.startswith("{"):
             rec = json.loads(ln)
@@ -150,6 +142,21 @@ def stop_load(proc, path, timeout=120):
         elif ln.strip():
             other.append(ln)
     return records, summary, other
+
+
+def stop_load(proc, path, timeout=120):
+    """Stops the load (it finishes the statements in flight), then read_load()."""
+    open(path + ".stop", "w").close()
+    late = []
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        late.append("the load did not stop within %d s of its stop file (killed)" % timeout)
+    os.unlink(path + ".stop")
+    records, summary, other = read_load(path)
+    return records, summary, late + other
 
 
 def deploy():
@@ -184,15 +191,6 @@ def leader():
 def operator_pods():
     return kjson("-n", OPERATOR_NS, "get", "pods", "-l",
                  "app.kubernetes.io/name=udf-operator,app.kubernetes.io/component=operator")["items"]
-
-
-def functions_of(prefix):
-    """UdfFunctions in the tenant namespaces whose tenant starts with prefix."""
-    out = []
-    for f in kjson("get", "udffunctions", "-A")["items"]:
-        if f["metadata"]["namespace"].startswith(prefix):
-            out.append(f)
-    return out
 
 
 def pod_accounting():

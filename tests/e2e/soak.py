@@ -16,7 +16,6 @@ doubles (plus 32 MiB) or passes its 256 MiB limit.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -50,14 +49,7 @@ def main():
             load, path = outside.client_bg("load", addr, "--mode", "mixed", "--seconds", str(args.seconds),
                                            "--concurrency", str(args.concurrency), "--tag", tag)
             load.wait(args.seconds + 300)
-            records, _, other = e.stop_load(load, path) if load.poll() is None else (None, None, None)
-            if records is None:
-                records, other = [], []
-                for ln in open(path).read().splitlines():
-                    if ln.startswith("{") and '"summary"' not in ln:
-                        records.append(json.loads(ln))
-                    elif ln.strip() and not ln.startswith("{"):
-                        other.append(ln)
+            records, _, other = e.stop_load(load, path)
             rss1 = e.operator_rss()
             _, orphans_live, shared_live = e.pod_accounting()
         finally:

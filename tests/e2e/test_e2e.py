@@ -78,11 +78,7 @@ def not_retryable(records):
 
 
 def load_records(path):
-    out = []
-    for ln in open(path).read().splitlines():
-        if ln.startswith("{") and '"summary"' not in ln:
-            out.append(json.loads(ln))
-    return out
+    return e.read_load(path)[0]
 
 
 def fault_pod_killed(outside, addr):
