@@ -123,8 +123,14 @@ def fault_leader_killed(outside, addr):
     e.kubectl("-n", e.OPERATOR_NS, "delete", "pod", old, "--wait=false")
     new = wait_for(lambda: (lambda ld: ld if ld and ld != old else None)(e.leader()), 60, 0.5)
     check(bool(new), "leader kill: %s deleted, %s leads after %.1f s" % (old, new, time.time() - t_kill))
-    # Every thread has made its 3 UDFs and is using them again.
-    wait_for(lambda: sum(1 for r in load_records(path) if r["kind"] == "again") >= 6, 240)
+    # Every thread has made its 3 UDFs, each is served (a statement answered UNAVAILABLE is run
+    # again a second later) and both threads are using them again.
+    def settled():
+        recs = load_records(path)
+        made = {r["udf"] for r in recs if r["kind"] == "new"}
+        again = {r["tenant"] for r in recs if r["kind"] == "again"}
+        return len(made) >= 6 and len(again) >= 2 and not unserved(recs)
+    wait_for(settled, 240)
     records, _, other = e.stop_load(load, path)
     print("     leader kill: %s" % json.dumps(summarize(records)), flush=True)
     deadline = [r for r in records if r.get("code") == "DEADLINE_EXCEEDED"]
