@@ -21,7 +21,7 @@ all: configure
 	cmake --build $(BUILD)
 	@mkdir -p bin
 	@cp -f $(BUILD)/operator/udf-operator $(BUILD)/worker/udf-worker \
-		$(BUILD)/worker/libudf-nodelay.so bin/
+		$(BUILD)/worker/libudf-preload.so bin/
 
 # Always (re)configure: instant when nothing changed, and it recovers a half-configured tree.
 configure: deps

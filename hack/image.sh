@@ -217,9 +217,9 @@ build_worker_base() {
 }
 
 build_worker() {
-	local base bin="$root/bin/udf-worker" lib="$root/bin/libudf-nodelay.so" key
+	local base bin="$root/bin/udf-worker" lib="$root/bin/libudf-preload.so" key
 	[ -x "$bin" ] || die "bin/udf-worker is missing; run 'make' first"
-	[ -f "$lib" ] || die "bin/libudf-nodelay.so is missing; run 'make' first"
+	[ -f "$lib" ] || die "bin/libudf-preload.so is missing; run 'make' first"
 	base=$(worker_base_tag)
 	if ! has_tag "$base"; then
 		not_built "the worker image's base ($base)" "hack/image.sh worker"
@@ -239,22 +239,22 @@ assemble_worker() {
 	local tmp="udf-worker-$WORKER_TAG.tmp"
 	rm -rf "$work"
 	mkdir -p "$work/bin"
-	cp "$bin" "$root/bin/libudf-nodelay.so" "$work/bin/"
+	cp "$bin" "$root/bin/libudf-preload.so" "$work/bin/"
 	umoci rm --image "$LAYOUT:$tmp" 2>/dev/null || true
 	umoci tag --image "$LAYOUT:$base" "$tmp"
 	if [ -d "$root/worker/python" ]; then
 		umoci insert --image "$LAYOUT:$tmp" "$root/worker/python" /opt/udf/python
 	fi
 	umoci insert --image "$LAYOUT:$tmp" "$work/bin/udf-worker" /usr/local/bin/udf-worker
-	# udf-worker preloads it into its Python processes from beside itself (worker/nodelay.c).
-	umoci insert --image "$LAYOUT:$tmp" "$work/bin/libudf-nodelay.so" /usr/local/bin/libudf-nodelay.so
+	# udf-worker preloads it into its Python processes from beside itself (worker/preload.c).
+	umoci insert --image "$LAYOUT:$tmp" "$work/bin/libudf-preload.so" /usr/local/bin/libudf-preload.so
 	umoci config --image "$LAYOUT:$tmp" \
 		--config.entrypoint /usr/local/bin/udf-worker --config.user "$WORKER_UID:$WORKER_UID" \
 		--config.workingdir /home/udf \
 		--config.env "PATH=$WORKER_VENV/bin:/usr/local/bin:/usr/bin:/bin" \
 		--config.env "UDF_PYTHON=$WORKER_VENV/bin/python" \
 		--config.env "PYTHONDONTWRITEBYTECODE=1" \
-		--history.created_by "hack/image.sh worker: bin/udf-worker, bin/libudf-nodelay.so, worker/python"
+		--history.created_by "hack/image.sh worker: bin/udf-worker, bin/libudf-preload.so, worker/python"
 	retag "$tmp" "udf-worker-$WORKER_TAG"
 	export_image "udf-worker-$WORKER_TAG" "localhost/udf-worker:$WORKER_TAG" "$WORKER_FILE"
 	echo "$key" >"$IMAGES/$WORKER_FILE.key"

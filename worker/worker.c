@@ -1320,11 +1320,12 @@ void worker_set_wakeup(void (*fn)(void))
 /* ---- the supervisor loop ------------------------------------------------------------------ */
 
 /*
- * Children get libudf-nodelay.so (beside this binary) in LD_PRELOAD: it sets TCP_NODELAY on
- * the sockets gRPC accepts, which gVisor does not inherit from the listener (see nodelay.c).
- * Without the library (a bare build of udf-worker alone) the servers run as before.
+ * Children get libudf-preload.so (beside this binary) in LD_PRELOAD: it sets TCP_NODELAY on
+ * the sockets gRPC accepts, which gVisor does not inherit from the listener, and holds the
+ * arena cache udf_stub.keep_arenas() installs (see preload.c). Without the library (a bare
+ * build of udf-worker alone) the servers run as before, only slower under gVisor.
  */
-static void preload_nodelay(void)
+static void preload_library(void)
 {
 	char exe[4096], lib[4200], both[8400];
 	const char *old = getenv("LD_PRELOAD");
@@ -1338,9 +1339,12 @@ static void preload_nodelay(void)
 	if (!slash)
 		return;
 	*slash = '\0';
-	snprintf(lib, sizeof(lib), "%s/libudf-nodelay.so", exe);
+	snprintf(lib, sizeof(lib), "%s/libudf-preload.so", exe);
 	if (access(lib, R_OK) != 0) {
-		log_warn("worker", "no %s: Flight connections keep Nagle on under gVisor", lib);
+		log_warn("worker",
+			 "no %s: under gVisor Flight connections keep Nagle on and "
+			 "Python maps its arenas afresh for every call",
+			 lib);
 		return;
 	}
 	if (old && *old && !strstr(old, lib)) {
@@ -1352,10 +1356,25 @@ static void preload_nodelay(void)
 }
 
 /*
+ * glibc's malloc in the children keeps what it got. By default it gives the top of its heap
+ * back after each 65,536-row call and takes it again on the next, and serves a block over
+ * 128 KiB (the call's Python list of 65,536 values is 512 KiB) from a mapping of its own,
+ * unmapped on free; under gVisor each page taken again is a fault the sentry serves. Blocks
+ * up to 32 MiB come from the heap, up to 64 MiB of freed heap is kept, and it grows by 16 MiB
+ * at a time. Set in the container's environment, other values win; count the kept memory in
+ * the pod's memory limit.
+ */
+static void malloc_settings(void)
+{
+	setenv("MALLOC_MMAP_THRESHOLD_", "33554432", 0);
+	setenv("MALLOC_TRIM_THRESHOLD_", "67108864", 0);
+	setenv("MALLOC_TOP_PAD_", "16777216", 0);
+}
+
+/*
  * With a read-only root filesystem the image's HOME is not writable: children get one under
  * the run directory, and a TMPDIR there when /tmp is not writable either. pip keeps no cache
- * (one pod serves one function once); glibc keeps freed heap memory (see below). Called
- * before any thread starts (setenv).
+ * (one pod serves one function once). Called before any thread starts (setenv).
  */
 static int writable_env(const struct worker_options *opts)
 {
@@ -1381,15 +1400,8 @@ static int writable_env(const struct worker_options *opts)
 		log_info("worker", "/tmp is not writable: children use TMPDIR=%s", path);
 	}
 	setenv("PIP_NO_CACHE_DIR", "1", 0);
-	/*
-	 * glibc gives the top of its heap back after each 65,536-row call (a list of that many
-	 * values is 512 KiB) and takes it again on the next; under gVisor each page taken again
-	 * is a fault the sentry serves. Keeping up to 64 MiB and growing by 16 MiB made a call
-	 * about 12% faster under runsc. Set in the container's environment, other values win.
-	 */
-	setenv("MALLOC_TRIM_THRESHOLD_", "67108864", 0);
-	setenv("MALLOC_TOP_PAD_", "16777216", 0);
-	preload_nodelay();
+	preload_library();
+	malloc_settings();
 	return 0;
 }
 

@@ -206,10 +206,10 @@ def start_server(source, runsc=False):
         host = sandbox_ip()
         cmd = [wl.RUNSC, "--platform=systrap", "--network=sandbox", "do", "-ip", host,
                "-quiet", sys.executable, "-c", source, f"0.0.0.0:{port}"]
-    # The same TCP_NODELAY fix as the worker's servers get (worker/nodelay.c), so that the
+    # The same TCP_NODELAY fix as the worker's servers get (worker/preload.c), so that the
     # bound is gVisor's and not Nagle's.
     env = dict(os.environ)
-    lib = os.path.join(os.path.dirname(wl.WORKER), "libudf-nodelay.so")
+    lib = os.path.join(os.path.dirname(wl.WORKER), "libudf-preload.so")
     if os.path.exists(lib):
         env["LD_PRELOAD"] = lib
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,

@@ -2,7 +2,7 @@
 The worker is PID 1 of the sandbox; it is reached at the sandbox's own address. Covers the
 structured form (token, NOT NULL typing, values), the script form, an os.abort() restart and
 a SIGTERM drain, and TCP_NODELAY on the Flight connection the server accepted (gVisor does not
-inherit it from the listener; worker/nodelay.c sets it). Fails when runsc is not built (`make prereqs` or hack/runsc.sh builds it)."""
+inherit it from the listener; worker/preload.c sets it). Fails when runsc is not built (`make prereqs` or hack/runsc.sh builds it)."""
 
 import os
 import sys

@@ -473,6 +473,38 @@ def load_code(path):
     return module
 
 
+_ARENAS_KEPT = []
+
+
+def keep_arenas():
+    """Hands pymalloc's arenas to libudf-preload.so's cache (worker/preload.c says why: under
+    gVisor every page of a fresh arena is a page fault through the sentry). True when done; a
+    Python run without the preloaded library (python udf_stub.py by hand) keeps pymalloc's
+    own arenas."""
+    if _ARENAS_KEPT:
+        return True
+    import ctypes
+
+    try:
+        everything = ctypes.CDLL(None)
+        alloc, free = everything.udf_arena_alloc, everything.udf_arena_free
+        set_allocator = ctypes.pythonapi.PyObject_SetArenaAllocator
+    except AttributeError:
+        return False
+
+    class ArenaAllocator(ctypes.Structure):  # PyObjectArenaAllocator
+        _fields_ = [("ctx", ctypes.c_void_p), ("alloc", ctypes.c_void_p),
+                    ("free", ctypes.c_void_p)]
+
+    allocator = ArenaAllocator(None, ctypes.cast(alloc, ctypes.c_void_p),
+                               ctypes.cast(free, ctypes.c_void_p))
+    set_allocator.argtypes = [ctypes.c_void_p]
+    set_allocator.restype = None
+    set_allocator(ctypes.byref(allocator))  # Python copies the struct
+    _ARENAS_KEPT.append(allocator)
+    return True
+
+
 def flight_location(config, slot):
     ports = config.get("backend_ports") or []
     if slot < len(ports) and ports[slot]:
@@ -507,6 +539,7 @@ def _startup_line():
 def serve(config, slot):
     step = "load"
     STARTUP.setdefault("start", time.time())
+    keep_arenas()
     try:
         setup_paths(config)
         module = load_code(config["code_path"])

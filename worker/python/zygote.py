@@ -28,6 +28,8 @@ import databend_udf.udf  # noqa: E402,F401
 
 import udf_stub  # noqa: E402
 
+udf_stub.keep_arenas()  # before the forks: every server inherits it
+
 PR_SET_PDEATHSIG = 1
 
 

@@ -10,7 +10,8 @@ When databend_udf.udf is imported, this hook patches it so that:
 - the stub's scalar function evaluates rows in a tight loop instead of one thread-pool future
   per row;
 - UDFServer.serve() tells udf-worker "ready" with the command line, so the worker can start
-  more processes the same way.
+  more processes the same way;
+- pymalloc's arenas are kept for reuse (udf_stub.keep_arenas), in every Python it starts.
 
 Nothing happens unless UDF_WORKER_CONFIG is set (udf-worker sets it). An existing
 sitecustomize further down sys.path still runs.
@@ -133,4 +134,10 @@ class _Finder(importlib.abc.MetaPathFinder):
 
 if os.environ.get("UDF_WORKER_CONFIG"):
     sys.meta_path.insert(0, _Finder())
+    try:
+        import udf_stub
+
+        udf_stub.keep_arenas()
+    except Exception:  # noqa: BLE001 - a speed-up, never a reason for the script to fail
+        pass
 _chain_next_sitecustomize()
