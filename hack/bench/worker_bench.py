@@ -14,7 +14,8 @@ Cases: add_one(INT) 1 process 1 client on a reused connection, and with a new co
 call (Databend often opens one per 65,536-row mini-batch); a STRING UDF fed Utf8View batches
 (what Databend sends); N processes with N clients; N processes with 4 clients; the bare pyarrow
 Flight echo server (what bounds the rest from above); and, on the local node, a runsc pod
-beside a runc pod of the worker image, called from this host at the pod IP. Then
+beside a runc pod of the worker image, called from this host at the pod IP, at a cpu limit of
+1 (the pools' default) and of 2 (gVisor's sentry, its network stack too, runs inside it). Then
 specialize -> first answer, with its breakdown (fork from the zygote, code, server, first
 call), and the single-process references (plain loop, databend-udf, the script form)."""
 
@@ -231,7 +232,8 @@ def stop(proc):
 
 
 def pod_pairs(args):
-    """A runsc pod and a runc pod of the worker image, add_one 1 process, from this host."""
+    """A runsc pod and a runc pod of the worker image, add_one 1 process, from this host, at
+    two cpu limits."""
     try:
         import nodelib as nl
         import test_worker_pod as twp
@@ -242,6 +244,11 @@ def pod_pairs(args):
     tag = os.environ.get("UDF_WORKER_TAG", "dev")
     image = args.pod_image or f"localhost/udf-worker:{tag}"
     env = dict(os.environ, UDF_WORKER_TAG=tag)
+    try:  # first: the image goes into the node's containerd
+        ensure_cluster(control_plane_only=False)
+    except BaseException as exc:  # noqa: BLE001 - a bench prints what it could not do
+        print(f"(pods skipped: no local cluster: {exc})")
+        return
     for cmd in ((nl.IMAGE_SH, "worker"), (nl.IMAGE_SH, "import")):
         if args.pod_image:
             break  # an image already on the node, as it is
@@ -249,15 +256,16 @@ def pod_pairs(args):
         if r.returncode != 0:
             print(f"(pods skipped: {' '.join(cmd)} failed: {(r.stdout + r.stderr)[-300:]})")
             return
-    try:
-        ensure_cluster(control_plane_only=False)
-    except BaseException as exc:  # noqa: BLE001 - a bench prints what it could not do
-        print(f"(pods skipped: no local cluster: {exc})")
-        return
+    for cpu in ("1", "2"):
+        pod_pair(args, nl, twp, image, cpu)
+
+
+def pod_pair(args, nl, twp, image, cpu):
+    """The pair at one cpu limit: gVisor's sentry (its network stack too) runs inside it."""
     token = secrets.token_urlsafe(24)
     sha = hashlib.sha256(token.encode()).hexdigest()
     body = wl.structured()
-    with nl.Namespace("bench-worker") as ns:
+    with nl.Namespace(f"bench-worker-cpu{cpu}") as ns:
         ips = {}
         for name, runtime in (("runc", None), ("runsc", "gvisor")):
             pod = twp.worker_pod(f"w-{name}", sha)
@@ -265,6 +273,7 @@ def pod_pairs(args):
             # Requests only place the pod (the limit of 1 cpu stays): the shared node's other
             # pods should not keep the benchmark's from being scheduled.
             pod["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "10m"
+            pod["spec"]["containers"][0]["resources"]["limits"]["cpu"] = cpu
             if runtime is None:
                 del pod["spec"]["runtimeClassName"]
             ns.apply(pod)
@@ -281,10 +290,9 @@ def pod_pairs(args):
             st = twp.wait_state(ips[name], token, 60)
             assert st and st["state"] == "ready", st
             targets.append(Target(ips[name], 8815, "add_one", body["token"], INT_BATCH))
-        pairs(f"pods on this node ({image}, cpu limit 1: 1 process), add_one(INT), 1 client, "
-              "called at the pod IP: plain = runc pod, runsc = gVisor pod",
+        pairs(f"pods on this node ({image}, cpu limit {cpu}, 1 process), add_one(INT), 1 "
+              "client, called at the pod IP: plain = runc pod, runsc = gVisor pod",
               targets[0], targets[1], args, names=("runc pod", "runsc pod"))
-        return targets
 
 
 # ---- specialize -> first answer -------------------------------------------------------------
