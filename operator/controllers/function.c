@@ -14,7 +14,7 @@
 #include "controllers/claim.h"
 #include "controllers/endpoint.h"
 #include "controllers/expectations.h"
-#include "controllers/gate.h"
+#include "controllers/runner.h"
 #include "controllers/specialize.h"
 #include "controllers/token.h"
 #include "kube/strmap.h"
@@ -102,12 +102,8 @@ struct function_controller {
 	cJSON *ns_selector; /* {"matchLabels": {...}} or NULL */
 	int workers;
 	int endpoint_service;
-	struct workqueue *wq;
+	struct runner run; /* its workers and workqueue */
 	struct expectations *exp;
-	atomic_int started;
-	struct gate gate; /* closed while this replica does not lead */
-	pthread_t *threads;
-	int nthreads;
 
 	pthread_mutex_t mu;
 	struct strmap states;	/* "ns/name" -> struct fn_state */
@@ -165,12 +161,12 @@ static void count(struct function_controller *fc, const char *fmt, ...)
 
 static void enqueue(struct function_controller *fc, const char *key)
 {
-	wq_add(fc->wq, key);
+	wq_add(fc->run.wq, key);
 }
 
 static void enqueue_after(struct function_controller *fc, const char *key, int64_t ms)
 {
-	wq_add_after(fc->wq, key, (uint64_t)(ms < 0 ? 0 : ms) * 1000);
+	wq_add_after(fc->run.wq, key, (uint64_t)(ms < 0 ? 0 : ms) * 1000);
 }
 
 static void on_fn(void *arg, const cJSON *obj)
@@ -1499,8 +1495,10 @@ static void sweep(struct function_controller *fc)
 	cJSON_Delete(all);
 }
 
-static int process(struct function_controller *fc, const char *key)
+static int process(void *arg, const char *key)
 {
+	struct function_controller *fc = arg;
+
 	if (!kube_informer_has_synced(fc->functions) || !kube_informer_has_synced(fc->pods) ||
 	    !kube_informer_has_synced(fc->pools) || !kube_informer_has_synced(fc->namespaces)) {
 		enqueue_after(fc, key, SYNC_WAIT_MS);
@@ -1514,25 +1512,6 @@ static int process(struct function_controller *fc, const char *key)
 	int rc = reconcile(fc, key);
 	atomic_fetch_add(rc ? &fc->reconciles_err : &fc->reconciles_ok, 1);
 	return rc;
-}
-
-static void *worker_main(void *arg)
-{
-	struct function_controller *fc = arg;
-	char *key;
-	while ((key = wq_get(fc->wq)) != NULL) {
-		if (gate_enter(&fc->gate) < 0) {
-			wq_done(fc->wq, key);
-			break;
-		}
-		if (process(fc, key) == 0)
-			wq_forget(fc->wq, key);
-		else
-			wq_add_rate_limited(fc->wq, key);
-		gate_leave(&fc->gate);
-		wq_done(fc->wq, key);
-	}
-	return NULL;
 }
 
 /* ---- lifecycle ---- */
@@ -1588,7 +1567,6 @@ int function_controller_new(const struct function_controller_opts *o,
 	struct function_controller *fc = calloc(1, sizeof(*fc));
 	if (!fc)
 		return -ENOMEM;
-	gate_init(&fc->gate);
 	fc->kube = o->kube;
 	fc->functions = o->functions;
 	fc->pools = o->pools;
@@ -1610,7 +1588,8 @@ int function_controller_new(const struct function_controller_opts *o,
 	if (rc == 0)
 		rc = parse_selector(o->namespace_selector, &fc->ns_selector);
 	if (rc == 0)
-		rc = wq_new(NULL, &fc->wq);
+		rc = runner_init(&fc->run, COMPONENT, "UdfFunction controller", fc->workers,
+				 process, fc);
 	if (rc == 0)
 		rc = exp_new(60000, &fc->exp);
 	struct kube_handlers fh = {on_fn, on_fn_update, on_fn, fc};
@@ -1629,46 +1608,26 @@ int function_controller_new(const struct function_controller_opts *o,
 
 int function_controller_start(struct function_controller *fc)
 {
-	int expected = 0;
-	if (!atomic_compare_exchange_strong(&fc->started, &expected, 1)) {
-		/* Leading again after a lost Lease: the queue kept every key meanwhile. */
-		log_info(COMPONENT, "UdfFunction controller resuming");
-		gate_open(&fc->gate);
-		return 0;
+	if (!runner_started(&fc->run)) {
+		log_info(COMPONENT, "UdfFunction controller starting (%d workers, default pool %s)",
+			 fc->workers, fc->default_pool);
+		/* Functions seen before this replica led were enqueued then; those keys are
+		 * still queued, so nothing is lost. */
+		enqueue_after(fc, SWEEP_KEY, SWEEP_MS);
 	}
-	log_info(COMPONENT, "UdfFunction controller starting (%d workers, default pool %s)",
-		 fc->workers, fc->default_pool);
-	fc->threads = calloc((size_t)fc->workers, sizeof(*fc->threads));
-	if (!fc->threads)
-		return -ENOMEM;
-	enqueue_after(fc, SWEEP_KEY, SWEEP_MS);
-	/* Functions seen before this replica led were enqueued then; those keys are still
-	 * queued, so nothing is lost. */
-	for (; fc->nthreads < fc->workers; fc->nthreads++) {
-		int rc = pthread_create(&fc->threads[fc->nthreads], NULL, worker_main, fc);
-		if (rc)
-			return -rc;
-	}
-	return 0;
+	return runner_start(&fc->run);
 }
 
 void function_controller_pause(struct function_controller *fc)
 {
-	if (!fc || !atomic_load(&fc->started))
-		return;
-	gate_close(&fc->gate);
-	log_info(COMPONENT, "UdfFunction controller paused");
+	if (fc)
+		runner_pause(&fc->run);
 }
 
 void function_controller_stop(struct function_controller *fc)
 {
-	if (!fc || !fc->wq)
-		return;
-	gate_abort(&fc->gate);
-	wq_shutdown(fc->wq);
-	for (int i = 0; i < fc->nthreads; i++)
-		pthread_join(fc->threads[i], NULL);
-	fc->nthreads = 0;
+	if (fc)
+		runner_stop(&fc->run);
 }
 
 static void free_key(void *v)
@@ -1688,10 +1647,7 @@ void function_controller_free(struct function_controller *fc)
 {
 	if (!fc)
 		return;
-	function_controller_stop(fc);
-	gate_destroy(&fc->gate);
-	free(fc->threads);
-	wq_free(fc->wq);
+	runner_destroy(&fc->run);
 	exp_free(fc->exp);
 	strmap_free(&fc->states, free_state);
 	strmap_free(&fc->memos, free);

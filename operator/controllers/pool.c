@@ -14,7 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "controllers/expectations.h"
-#include "controllers/gate.h"
+#include "controllers/runner.h"
 #include "kube/strmap.h"
 #include "kube/workqueue.h"
 #include "udf/event.h"
@@ -73,12 +73,8 @@ struct pool_controller {
 	char *worker_image;
 	char *allowed;
 	int workers;
-	struct workqueue *wq;
+	struct runner run; /* its workers and workqueue */
 	struct expectations *exp;
-	atomic_int started;
-	struct gate gate; /* closed while this replica does not lead */
-	pthread_t *threads;
-	int nthreads;
 
 	pthread_mutex_t mu;
 	struct strmap states; /* "ns/name" -> struct pool_state */
@@ -109,7 +105,7 @@ static int64_t parse_time(const char *s)
 
 static void enqueue(struct pool_controller *pc, const char *key)
 {
-	if (wq_add(pc->wq, key) == 0)
+	if (wq_add(pc->run.wq, key) == 0)
 		atomic_fetch_add(&pc->adds, 1);
 }
 
@@ -117,7 +113,7 @@ static void enqueue_after(struct pool_controller *pc, const char *key, int64_t m
 {
 	if (ms < 0)
 		ms = 0;
-	if (wq_add_after(pc->wq, key, (uint64_t)ms * 1000) == 0)
+	if (wq_add_after(pc->run.wq, key, (uint64_t)ms * 1000) == 0)
 		atomic_fetch_add(&pc->adds, 1);
 }
 
@@ -981,7 +977,6 @@ int pool_controller_new(const struct pool_controller_opts *o, struct pool_contro
 	struct pool_controller *pc = calloc(1, sizeof(*pc));
 	if (!pc)
 		return -ENOMEM;
-	gate_init(&pc->gate);
 	pc->kube = o->kube;
 	pc->pools = o->pools;
 	pc->pods = o->pods;
@@ -993,7 +988,8 @@ int pool_controller_new(const struct pool_controller_opts *o, struct pool_contro
 	strmap_init(&pc->states);
 	int rc = pc->worker_image && pc->allowed ? 0 : -ENOMEM;
 	if (rc == 0)
-		rc = wq_new(NULL, &pc->wq);
+		rc = runner_init(&pc->run, COMPONENT, "UdfWarmPool controller", pc->workers,
+				 process, pc);
 	if (rc == 0)
 		rc = exp_new(0, &pc->exp);
 	struct kube_handlers ph = {on_pool, on_pool_update, on_pool, pc};
@@ -1010,66 +1006,26 @@ int pool_controller_new(const struct pool_controller_opts *o, struct pool_contro
 	return 0;
 }
 
-/* The workqueue's loop, on threads of our own so pool_controller_stop() can join them. */
-static void *worker_main(void *arg)
-{
-	struct pool_controller *pc = arg;
-	char *key;
-	while ((key = wq_get(pc->wq)) != NULL) {
-		if (gate_enter(&pc->gate) < 0) {
-			wq_done(pc->wq, key);
-			break;
-		}
-		if (process(pc, key) == 0)
-			wq_forget(pc->wq, key);
-		else
-			wq_add_rate_limited(pc->wq, key);
-		gate_leave(&pc->gate);
-		wq_done(pc->wq, key);
-	}
-	return NULL;
-}
-
 int pool_controller_start(struct pool_controller *pc)
 {
-	int expected = 0;
-	if (!atomic_compare_exchange_strong(&pc->started, &expected, 1)) {
-		/* Leading again after a lost Lease: the queue kept every key meanwhile. */
-		log_info(COMPONENT, "UdfWarmPool controller resuming");
-		gate_open(&pc->gate);
-		return 0;
-	}
-	log_info(COMPONENT,
-		 "UdfWarmPool controller starting (%d workers, image %s, runtime classes %s)",
-		 pc->workers, pc->worker_image, pc->allowed);
-	pc->threads = calloc((size_t)pc->workers, sizeof(*pc->threads));
-	if (!pc->threads)
-		return -ENOMEM;
-	for (; pc->nthreads < pc->workers; pc->nthreads++) {
-		int rc = pthread_create(&pc->threads[pc->nthreads], NULL, worker_main, pc);
-		if (rc)
-			return -rc;
-	}
-	return 0;
+	if (!runner_started(&pc->run))
+		log_info(
+		    COMPONENT,
+		    "UdfWarmPool controller starting (%d workers, image %s, runtime classes %s)",
+		    pc->workers, pc->worker_image, pc->allowed);
+	return runner_start(&pc->run);
 }
 
 void pool_controller_pause(struct pool_controller *pc)
 {
-	if (!pc || !atomic_load(&pc->started))
-		return;
-	gate_close(&pc->gate);
-	log_info(COMPONENT, "UdfWarmPool controller paused");
+	if (pc)
+		runner_pause(&pc->run);
 }
 
 void pool_controller_stop(struct pool_controller *pc)
 {
-	if (!pc || !pc->wq)
-		return;
-	gate_abort(&pc->gate);
-	wq_shutdown(pc->wq);
-	for (int i = 0; i < pc->nthreads; i++)
-		pthread_join(pc->threads[i], NULL);
-	pc->nthreads = 0;
+	if (pc)
+		runner_stop(&pc->run);
 }
 
 static void free_state(void *v)
@@ -1083,10 +1039,7 @@ void pool_controller_free(struct pool_controller *pc)
 {
 	if (!pc)
 		return;
-	pool_controller_stop(pc);
-	gate_destroy(&pc->gate);
-	free(pc->threads);
-	wq_free(pc->wq);
+	runner_destroy(&pc->run);
 	exp_free(pc->exp);
 	strmap_free(&pc->states, free_state);
 	pthread_mutex_destroy(&pc->mu);
@@ -1165,7 +1118,7 @@ char *pool_controller_metrics(struct pool_controller *pc)
 	    "# HELP udf_pool_api_requests_total API requests the pool controller sent.\n"
 	    "# TYPE udf_pool_api_requests_total counter\n"
 	    "udf_pool_api_requests_total %llu\n",
-	    wq_len(pc->wq), (unsigned long long)atomic_load(&pc->adds),
+	    wq_len(pc->run.wq), (unsigned long long)atomic_load(&pc->adds),
 	    (unsigned long long)atomic_load(&pc->retries),
 	    (unsigned long long)atomic_load(&pc->api_requests));
 
