@@ -127,7 +127,7 @@ static void usage(FILE *out)
 	    "  --endpoint-mode pod|service the endpoint functions publish: the pod's IP, or a\n"
 	    "                              Service of each function's (default pod)\n"
 	    "  --default-idle-timeout D    idle timeout of the functions gRPC calls create, e.g.\n"
-	    "                              600, 90s, 10m, 1h; 0 never scales them to zero\n"
+	    "                              600, 90s, 10m, 1h, 1d; 0 never scales them to zero\n"
 	    "                              (default 10m)\n"
 	    "  --function-namespace-selector SEL  reconcile only the UdfFunctions of namespaces\n"
 	    "                              that SEL selects: K=V, K (has the label), !K (has\n"
@@ -335,24 +335,17 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_POOL_SELECTOR:
 			o->pool_selector = optarg;
 			break;
-		case OPT_IDLE_TIMEOUT: {
-			char *end = NULL;
-			long long v = strtoll(optarg, &end, 10);
-			long long mult = !end || !*end		 ? 1
-					 : strcmp(end, "s") == 0 ? 1
-					 : strcmp(end, "m") == 0 ? 60
-					 : strcmp(end, "h") == 0 ? 3600
-								 : -1;
-			if (end == optarg || v < 0 || mult < 0 || v > 31536000 / mult) {
-				fprintf(stderr,
-					"udf-operator: --default-idle-timeout takes seconds or a "
-					"duration such as 90s, 10m or 1h, not \"%s\"\n",
-					optarg);
+		case OPT_IDLE_TIMEOUT:
+			if (parse_duration(optarg, &o->default_idle_timeout_s) < 0 ||
+			    o->default_idle_timeout_s > 31536000) {
+				fprintf(
+				    stderr,
+				    "udf-operator: --default-idle-timeout takes seconds or a "
+				    "duration up to a year such as 90s, 10m or 1h, not \"%s\"\n",
+				    optarg);
 				return -EINVAL;
 			}
-			o->default_idle_timeout_s = v * mult;
 			break;
-		}
 		case OPT_ENDPOINT_MODE:
 			if (strcmp(optarg, "pod") == 0 || strcmp(optarg, "service") == 0) {
 				o->endpoint_service = strcmp(optarg, "service") == 0;
