@@ -42,30 +42,10 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-python="$UDF_VENV/bin/python"
-[ -x "$python" ] || python=python3
-if [ ! -x "$root/bin/udf-operator" ] || [ ! -x "$root/bin/udf-worker" ]; then
-	die "no bin/: run make first"
-fi
-step "functions bench: worker image (hack/image.sh worker)" "$root/hack/image.sh" worker
-step "functions bench: cluster and node (hack/cluster.sh up)" "$root/hack/cluster.sh" up
-kubeconfig="$("$root/hack/cluster.sh" env kubeconfig)"
-bin="$("$root/hack/cluster.sh" env bin)"
-kubectl=("$bin/kubectl" --kubeconfig "$kubeconfig")
-# A tag of this worker binary's own: other worktrees rebuild localhost/udf-worker:dev.
-image="localhost/udf-worker:fn-bench-$(sha256sum "$root/bin/udf-worker" | cut -c1-12)"
-"$bin/ctr" --address /run/udf-sandbox/containerd/containerd.sock -n k8s.io images tag --force \
-	localhost/udf-worker:dev "$image" >/dev/null
-made_runc=0
-cleanup() {
-	[ "$made_runc" -eq 0 ] || "${kubectl[@]}" delete runtimeclass runc >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-if ! "${kubectl[@]}" get runtimeclass runc >/dev/null 2>&1; then
-	printf 'apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: runc\nhandler: runc\n' |
-		"${kubectl[@]}" apply -f - >/dev/null
-	made_runc=1
-fi
+# shellcheck source=hack/bench/lib.sh
+source "$root/hack/bench/lib.sh"
+trap bench_node_cleanup EXIT
+bench_node functions fn-bench
 
 out="$(UDF_SOURCE_DIR="$root" "$python" "$root/hack/bench/functions_bench.py" \
 	--image "$image" "${args[@]}")"

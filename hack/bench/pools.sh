@@ -50,34 +50,18 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-python="$UDF_VENV/bin/python"
-[ -x "$python" ] || python=python3
-if [ ! -x "$root/bin/udf-operator" ] || [ ! -x "$root/bin/udf-worker" ]; then
-	die "no bin/: run make first"
-fi
-step "pools bench: worker image (hack/image.sh worker)" "$root/hack/image.sh" worker
-step "pools bench: cluster and node (hack/cluster.sh up)" "$root/hack/cluster.sh" up
-kubeconfig="$("$root/hack/cluster.sh" env kubeconfig)"
-bin="$("$root/hack/cluster.sh" env bin)"
-kubectl=("$bin/kubectl" --kubeconfig "$kubeconfig")
-# A tag of this worker binary's own: other worktrees rebuild localhost/udf-worker:dev.
-image="localhost/udf-worker:pool-bench-$(sha256sum "$root/bin/udf-worker" | cut -c1-12)"
-"$bin/ctr" --address /run/udf-sandbox/containerd/containerd.sock -n k8s.io images tag --force \
-	localhost/udf-worker:dev "$image" >/dev/null
+# shellcheck source=hack/bench/lib.sh
+source "$root/hack/bench/lib.sh"
+trap bench_node_cleanup EXIT
+bench_node pools pool-bench
 ns="pools-bench-$$"
 work="$(mktemp -d /tmp/pools-bench.XXXXXX)"
-made_runc=0
 cleanup() {
 	"${kubectl[@]}" delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
-	[ "$made_runc" -eq 0 ] || "${kubectl[@]}" delete runtimeclass runc >/dev/null 2>&1 || true
+	bench_node_cleanup
 	rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT
-if ! "${kubectl[@]}" get runtimeclass runc >/dev/null 2>&1; then
-	printf 'apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: runc\nhandler: runc\n' |
-		"${kubectl[@]}" apply -f - >/dev/null
-	made_runc=1
-fi
 "${kubectl[@]}" create namespace "$ns" >/dev/null
 for _ in $(seq 1 50); do
 	"${kubectl[@]}" -n "$ns" get serviceaccount default >/dev/null 2>&1 && break
