@@ -16,12 +16,11 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
-from cluster import SOURCE_DIR, cluster_env, ensure_cluster, kubectl, kubectl_path  # noqa: E402
+from cluster import (IMAGE_SH, NODE_SH, SOURCE_DIR, Namespace,  # noqa: E402,F401
+                     cluster_env, ensure_node as ensure_cluster_node, kubectl, kubectl_path)
 from udfop import OperatorProcess, wait_for  # noqa: E402
 from checks import check, failures, finish  # noqa: E402,F401  (re-exported to the tests)
 
-NODE_SH = os.path.join(SOURCE_DIR, "hack", "node.sh")
-IMAGE_SH = os.path.join(SOURCE_DIR, "hack", "image.sh")
 WORKER_IMAGE = "localhost/udf-worker:dev"  # replaced by a private tag in ensure_node()
 CONTAINERD_SOCK = "/run/udf-sandbox/containerd/containerd.sock"
 RUN_ID = f"t{os.getpid()}"
@@ -33,23 +32,18 @@ def log(msg):
 
 
 def ensure_node(worker_image=True):
-    """The cluster and its node; with worker_image, the worker image from bin/udf-worker
-    built, imported, and tagged with a name of this binary's own (WORKER_IMAGE): other
-    worktrees rebuild localhost/udf-worker:dev from their own workers at any time, and a pool
-    must not change images under a running test. Returns the admin kubeconfig."""
+    """The cluster and its node (cluster.ensure_node) with the CRDs; with worker_image, the
+    worker image from bin/udf-worker built, imported, and tagged with a name of this binary's
+    own (WORKER_IMAGE): other worktrees rebuild localhost/udf-worker:dev from their own workers
+    at any time, and a pool must not change images under a running test. Returns the admin
+    kubeconfig."""
     global WORKER_IMAGE
-    if worker_image:
-        out = subprocess.run([IMAGE_SH, "worker"], capture_output=True, text=True)
-        if out.returncode != 0:
-            sys.stderr.write(out.stdout + out.stderr)
-            raise SystemExit("hack/image.sh worker failed")
-    kubeconfig = ensure_cluster(control_plane_only=False)
+    kubeconfig = ensure_cluster_node(worker_image)
     # A cluster remade by an earlier test (node_down_up) has no CRDs yet.
     k("apply", "--server-side", "--force-conflicts", "-f", os.path.join(SOURCE_DIR, "crds"))
     k("wait", "--for", "condition=Established", "--timeout=60s",
       "crd/udfwarmpools.udf.sandbox.io", "crd/udffunctions.udf.sandbox.io")
     if worker_image:
-        subprocess.run([NODE_SH, "up"], check=True, capture_output=True)
         with open(os.path.join(SOURCE_DIR, "bin", "udf-worker"), "rb") as f:
             tag = hashlib.sha256(f.read()).hexdigest()[:12]
         private = f"localhost/udf-worker:pool-test-{tag}"
@@ -70,26 +64,6 @@ def k(*args, check=True, input=None):
 
 def kjson(*args):
     return json.loads(k(*args, "-o", "json").stdout)
-
-
-class Namespace:
-    """A namespace for one test, deleted (without waiting) on exit."""
-
-    def __init__(self, prefix):
-        self.name = f"{prefix}-{os.getpid()}"
-
-    def __enter__(self):
-        k("create", "namespace", self.name)
-        deadline = time.time() + 30
-        while k("-n", self.name, "get", "serviceaccount", "default",
-                check=False).returncode != 0:
-            if time.time() > deadline:
-                raise RuntimeError("no default ServiceAccount")
-            time.sleep(0.2)
-        return self
-
-    def __exit__(self, *exc):
-        k("delete", "namespace", self.name, "--wait=false", check=False)
 
 
 def pool_manifest(name, replicas, image=None, runtime_class=None, node_selector=None,

@@ -2,18 +2,14 @@
 hack/node.sh up), the worker image built and imported, and pods in a namespace of the test's
 own that is deleted at the end."""
 
-import json
-import os
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 
-from cluster import SOURCE_DIR, ensure_cluster, kubectl
+from cluster import (IMAGE_SH, NODE_SH, SOURCE_DIR, Namespace,  # noqa: F401 (re-exported)
+                     ensure_cluster, ensure_node, kubectl)
 
-NODE_SH = os.path.join(SOURCE_DIR, "hack", "node.sh")
-IMAGE_SH = os.path.join(SOURCE_DIR, "hack", "image.sh")
 WORKER_IMAGE = "localhost/udf-worker:dev"
 
 from checks import check, failures, finish  # noqa: E402,F401  (re-exported to the tests)
@@ -21,59 +17,6 @@ from checks import check, failures, finish  # noqa: E402,F401  (re-exported to t
 
 def run(*args, check=True):
     return subprocess.run(list(args), check=check, capture_output=True, text=True)
-
-
-def ensure_node(worker_image=False):
-    """Brings up the cluster and its node; with worker_image, refreshes the worker image from
-    bin/udf-worker first (seconds: `make prereqs` built its base) and imports it. Returns the
-    admin kubeconfig."""
-    if worker_image:
-        out = run(IMAGE_SH, "worker", check=False)
-        if out.returncode != 0:
-            sys.stderr.write(out.stdout + out.stderr)
-            raise SystemExit("FAIL hack/image.sh worker failed (`make prereqs` builds the image)")
-    kubeconfig = ensure_cluster(control_plane_only=False)
-    if worker_image:
-        # A node that was already up imports the new image here.
-        run(NODE_SH, "up")
-    return kubeconfig
-
-
-class Namespace:
-    """A namespace for one test, deleted (without waiting) on exit."""
-
-    def __init__(self, prefix):
-        self.name = f"{prefix}-{os.getpid()}"
-
-    def __enter__(self):
-        kubectl("create", "namespace", self.name)
-        # Pods need the default ServiceAccount to exist even with the token not mounted.
-        deadline = time.time() + 30
-        while kubectl("-n", self.name, "get", "serviceaccount", "default",
-                      check=False).returncode != 0:
-            if time.time() > deadline:
-                raise RuntimeError("no default ServiceAccount")
-            time.sleep(0.2)
-        return self
-
-    def __exit__(self, *exc):
-        kubectl("delete", "namespace", self.name, "--wait=false", check=False)
-
-    def apply(self, manifest):
-        return kubectl("-n", self.name, "apply", "-f", "-", input=json.dumps(manifest))
-
-    def kubectl(self, *args, check=True):
-        return kubectl("-n", self.name, *args, check=check)
-
-    def wait_ready(self, pod, timeout=120):
-        r = self.kubectl("wait", "--for=condition=Ready", f"pod/{pod}", f"--timeout={timeout}s",
-                         check=False)
-        if r.returncode != 0:
-            print(self.kubectl("describe", "pod", pod, check=False).stdout[-3000:])
-        return r.returncode == 0
-
-    def pod(self, name):
-        return json.loads(self.kubectl("get", "pod", name, "-o", "json").stdout)
 
 
 def pod_manifest(name, image, runtime_class=None, command=None, port=None, volumes=None,
