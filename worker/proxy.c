@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,12 +52,18 @@ struct backend {
 	int port;
 	int up;
 	int conns;
+	/* The spare (see "spares" below); the proxy thread's alone. */
+	int spare_fd; /* -1: none */
+	int spare_port;
+	long long spare_ms;
 };
 
 struct proxy {
 	int listen_fd;
 	int epoll_fd;
 	int stop_fd;
+	int drain_fd;  /* proxy_drain(): no spares from then on */
+	int no_spares; /* the proxy thread's */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	struct backend *backends;
@@ -76,6 +83,12 @@ struct proxy {
 	long long accept_resume_ms; /* 0: resume when below the cap */
 	long long next_sweep_ms;
 };
+
+/* The spares section, below connect_backend. */
+static int spare_take(struct proxy *p, int b, int port);
+static void spare_make(struct proxy *p, int b, int port);
+static void spares_tick(struct proxy *p, long long now);
+static void spares_drop(struct proxy *p);
 
 /* The admission section, below on_accept. */
 static long long admission_now_ms(void);
@@ -242,17 +255,23 @@ static int connect_backend(struct proxy *p, struct conn *c)
 	port = p->backends[b].port;
 	pthread_mutex_unlock(&p->lock);
 	c->backend = b;
-	c->fd[1] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	c->buf[1] = malloc(PROXY_BUF);
-	if (c->fd[1] < 0 || !c->buf[1])
+	if (!c->buf[1])
 		return -1;
-	setsockopt(c->fd[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	to.sin_port = htons((uint16_t)port);
-	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(c->fd[1], (struct sockaddr *)&to, sizeof(to)) != 0) {
-		if (errno != EINPROGRESS)
+	c->fd[1] = spare_take(p, b, port);
+	spare_make(p, b, port); /* for the next client */
+	if (c->fd[1] < 0) {
+		c->fd[1] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (c->fd[1] < 0)
 			return -1;
-		c->connecting = 1;
+		setsockopt(c->fd[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		to.sin_port = htons((uint16_t)port);
+		to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (connect(c->fd[1], (struct sockaddr *)&to, sizeof(to)) != 0) {
+			if (errno != EINPROGRESS)
+				return -1;
+			c->connecting = 1;
+		}
 	}
 	c->events[1] = c->connecting ? EPOLLOUT : EPOLLIN;
 	e.events = c->events[1];
@@ -262,6 +281,116 @@ static int connect_backend(struct proxy *p, struct conn *c)
 	/* Hold the client's bytes until the backend answers. */
 	set_events(p, c, 0, c->connecting ? 0 : EPOLLIN);
 	return c->connecting ? 0 : pump(p, c);
+}
+
+/* ---- spares: a backend connection made before the client that will use it ---------------
+ *
+ * A new client connection needs its own connection to a backend (HTTP/2 state is per
+ * connection). Making it when the client arrives put a loopback TCP handshake and the Python
+ * server's accept on the critical path of every new connection, about 1 ms under gVisor
+ * (netstack runs both ends). So each serving backend has one connection made ahead: the next
+ * client takes it, and a new spare is made at once. The server has sent its SETTINGS on it,
+ * which reach the client as soon as they are paired; nothing of the client's reaches it
+ * before admission, as before. A spare older than SPARE_MAX_AGE_MS is replaced, far inside
+ * gRPC's 120 s limit for a connection's first bytes.
+ */
+
+#define SPARE_MAX_AGE_MS 30000
+
+static void spare_close(struct backend *be)
+{
+	if (be->spare_fd >= 0)
+		close(be->spare_fd);
+	be->spare_fd = -1;
+}
+
+/* The backend's spare when it is connected and alive, else -1 (closed). */
+static int spare_take(struct proxy *p, int b, int port)
+{
+	struct backend *be = &p->backends[b];
+	struct pollfd pf;
+	int fd = be->spare_fd;
+	char byte;
+
+	if (fd < 0)
+		return -1;
+	be->spare_fd = -1;
+	pf.fd = fd;
+	pf.events = POLLIN | POLLOUT | POLLRDHUP;
+	pf.revents = 0;
+	if (be->spare_port != port || admission_now_ms() - be->spare_ms > SPARE_MAX_AGE_MS ||
+	    poll(&pf, 1, 0) != 1 || (pf.revents & (POLLERR | POLLHUP | POLLRDHUP)) ||
+	    !(pf.revents & POLLOUT) ||
+	    ((pf.revents & POLLIN) && recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Starts connecting the backend's next spare; a failure just leaves none. */
+static void spare_make(struct proxy *p, int b, int port)
+{
+	struct sockaddr_in to = {.sin_family = AF_INET};
+	struct backend *be = &p->backends[b];
+	int one = 1;
+
+	spare_close(be);
+	if (p->no_spares)
+		return;
+	be->spare_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (be->spare_fd < 0)
+		return;
+	setsockopt(be->spare_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	to.sin_port = htons((uint16_t)port);
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(be->spare_fd, (struct sockaddr *)&to, sizeof(to)) != 0 &&
+	    errno != EINPROGRESS) {
+		spare_close(be);
+		return;
+	}
+	be->spare_port = port;
+	be->spare_ms = admission_now_ms();
+}
+
+/* Draining: a spare would hold the Python server's shutdown until gRPC gives up on its
+ * handshake. */
+static void spares_drop(struct proxy *p)
+{
+	uint64_t v;
+
+	if (read(p->drain_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn("proxy", "drain: %s", strerror(errno));
+	p->no_spares = 1;
+	for (int b = 0; b < p->max_backends; b++)
+		spare_close(&p->backends[b]);
+}
+
+void proxy_drain(struct proxy *p)
+{
+	uint64_t one = 1;
+
+	if (write(p->drain_fd, &one, sizeof(one)) < 0)
+		log_warn("proxy", "drain: %s", strerror(errno));
+}
+
+/* Every sweep: no spare for a backend that does not serve, a fresh one for one that does. */
+static void spares_tick(struct proxy *p, long long now)
+{
+	for (int b = 0; b < p->max_backends; b++) {
+		struct backend *be = &p->backends[b];
+		int up, port;
+
+		pthread_mutex_lock(&p->lock);
+		up = be->up;
+		port = be->port;
+		pthread_mutex_unlock(&p->lock);
+		if (!up || port <= 0)
+			spare_close(be);
+		else if (be->spare_fd < 0 || be->spare_port != port ||
+			 now - be->spare_ms > SPARE_MAX_AGE_MS)
+			spare_make(p, b, port);
+	}
 }
 
 static void on_accept(struct proxy *p)
@@ -400,6 +529,7 @@ static int admission_tick(struct proxy *p)
 		timeout = (int)(p->accept_resume_ms - now);
 	if (now >= p->next_sweep_ms) {
 		p->next_sweep_ms = now + SWEEP_EVERY_MS;
+		spares_tick(p, now);
 		for (c = p->live; c; c = next) {
 			long long since = c->authed ? c->last_ms : c->accepted_ms;
 			long long limit = c->refusing  ? REFUSE_LINGER_MS
@@ -534,6 +664,10 @@ static void *proxy_loop(void *arg)
 			}
 			if (end == (struct conn_end *)p)
 				return NULL; /* stop */
+			if (end == (struct conn_end *)&p->drain_fd) {
+				spares_drop(p);
+				continue;
+			}
 			c = end->c;
 			if (c->closed)
 				continue;
@@ -573,6 +707,8 @@ int proxy_start(int port, int max_backends, struct proxy **out)
 		return -ENOMEM;
 	}
 	p->max_backends = max_backends;
+	for (int b = 0; b < max_backends; b++)
+		p->backends[b].spare_fd = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	p->listen_fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	addr6.sin6_port = htons((uint16_t)port);
@@ -598,12 +734,15 @@ int proxy_start(int port, int max_backends, struct proxy **out)
 		goto out_errno;
 	p->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	p->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (p->epoll_fd < 0 || p->stop_fd < 0)
+	p->drain_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->epoll_fd < 0 || p->stop_fd < 0 || p->drain_fd < 0)
 		goto out_errno;
 	e.data.ptr = NULL;
 	epoll_ctl(p->epoll_fd, EPOLL_CTL_ADD, p->listen_fd, &e);
 	e.data.ptr = p;
 	epoll_ctl(p->epoll_fd, EPOLL_CTL_ADD, p->stop_fd, &e);
+	e.data.ptr = &p->drain_fd;
+	epoll_ctl(p->epoll_fd, EPOLL_CTL_ADD, p->drain_fd, &e);
 	rc = pthread_create(&p->thread, NULL, proxy_loop, p);
 	if (rc) {
 		errno = rc;
@@ -633,5 +772,6 @@ void proxy_stop(struct proxy *p)
 	close(p->listen_fd);
 	close(p->epoll_fd);
 	close(p->stop_fd);
+	close(p->drain_fd);
 	/* Open connections die with the process; the worker exits right after this. */
 }

@@ -4,7 +4,8 @@
  * Arrow Flight's gRPC server turns SO_REUSEPORT off, so N processes cannot share the Flight
  * port. The proxy accepts on it and hands each connection, whole, to the serving backend
  * with the fewest open connections, then copies bytes both ways until either side closes.
- * A backend that dies takes only its own connections (the calls in flight) with it.
+ * A backend that dies takes only its own connections (the calls in flight) with it. Each
+ * serving backend has one connection made ahead of the client that will take it (a spare).
  *
  * It is also the Flight port's gate (flight_auth.h): a connection reaches a backend only once
  * its first call carried the function's token and tenant, so the backends listen on loopback
@@ -30,6 +31,10 @@ void proxy_set_credentials(struct proxy *p, const char *token, const char *tenan
 
 /* Right after proxy_start(), before clients come: 0 means no limit. */
 void proxy_set_limits(struct proxy *p, int max_connections, int idle_seconds);
+
+/* Draining (the worker's SIGTERM): closes the backend connections made ahead of clients (the
+ * spares, see proxy.c) and makes none after; clients' connections go on. */
+void proxy_drain(struct proxy *p);
 
 /* Stops the thread and closes every connection. */
 void proxy_stop(struct proxy *p);

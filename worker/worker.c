@@ -1485,6 +1485,8 @@ static void begin_drain(int sig)
 	w.draining = 1;
 	w.drain_deadline_ms = now_ms() + (long long)w.opts->drain_seconds * 1000;
 	log_info("worker", "signal %d: draining (up to %d s)", sig, w.opts->drain_seconds);
+	if (w.proxy)
+		proxy_drain(w.proxy);
 	for (i = 0; i < MAX_PROCS; i++) {
 		if (w.procs[i].used && !w.procs[i].exited) {
 			kill(-w.procs[i].pid, SIGTERM);

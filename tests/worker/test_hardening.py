@@ -333,6 +333,53 @@ def flight_limits():
         check(t.column(0).to_pylist() == [42], "serves again once descriptors are back")
 
 
+def backend_connections(port):
+    """ESTABLISHED loopback TCP connections whose server side is port (the Python server)."""
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):  # gRPC's listener is dual-stack
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
+                    n += 1
+    return n
+
+
+def wait_count(port, want, timeout=5):
+    deadline = time.time() + timeout
+    while time.time() < deadline and backend_connections(port) != want:
+        time.sleep(0.05)
+    return backend_connections(port)
+
+
+def spares():
+    """The proxy keeps one backend connection made ahead of the next client (proxy.c,
+    "spares"): a new connection's first call takes it; a drain drops it, so the server's
+    shutdown does not wait on it."""
+    token = secrets.token_hex(16)
+    w = wl.Worker()
+    with w:
+        w.specialize(wl.structured(token=token))
+        check(w.wait_state()["state"] == "ready", "ready")
+        with open(os.path.join(w.dir, "run", "config.json")) as f:
+            port = json.load(f)["backend_ports"][0]
+        got = wait_count(port, 1)
+        check(got == 1, f"with no client, one spare connection waits at the server ({got})")
+        client = flight.connect(f"grpc://127.0.0.1:{w.flight_port}")
+        t = wl.call(w.flight_port, "add_one", wl.int_batch([1]), token, client=client)
+        check(t.column(0).to_pylist() == [2], "a new connection is served (on the spare)")
+        got = wait_count(port, 2)
+        check(got == 2, f"the client's connection and a new spare ({got})")
+        client.close()
+        got = wait_count(port, 1)
+        check(got == 1, f"the client gone, the spare stays ({got})")
+        t0 = time.time()
+        code = w.stop(timeout=20)
+        took = time.time() - t0
+        check(code == 0 and took < 5, f"SIGTERM drains with a spare open: exit {code} in "
+                                      f"{took:.1f} s")
+
+
 def many_connections():
     """A caller that opens thousands of connections: the cap holds, the worker stays small
     and answers its probes, and serves once they are gone."""
@@ -483,7 +530,7 @@ def stats_clamped():
 
 
 def main():
-    for test in (control_bodies, token_leaks, script_without_hook, flight_limits,
+    for test in (control_bodies, token_leaks, script_without_hook, flight_limits, spares,
                  many_connections, stopped_zygote, process_group_killed, stats_clamped):
         print(f"---- {test.__name__}", flush=True)
         try:
