@@ -240,13 +240,35 @@ static int pump(struct proxy *p, struct conn *c)
 	return 0;
 }
 
+/* A non-blocking connection to 127.0.0.1:port with TCP_NODELAY: its descriptor, *connecting
+ * set while the handshake is in progress; -1 when it cannot be made. */
+static int backend_socket(int port, int *connecting)
+{
+	struct sockaddr_in to = {.sin_family = AF_INET};
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	*connecting = 0;
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	to.sin_port = htons((uint16_t)port);
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&to, sizeof(to)) != 0) {
+		if (errno != EINPROGRESS) {
+			close(fd);
+			return -1;
+		}
+		*connecting = 1;
+	}
+	return fd;
+}
+
 /* Opens the backend side (its bytes flow at once; the client's once admitted). -1 when no
  * backend can take it. */
 static int connect_backend(struct proxy *p, struct conn *c)
 {
-	struct sockaddr_in to = {.sin_family = AF_INET};
 	struct epoll_event e;
-	int b, one = 1, port;
+	int b, port;
 
 	b = pick_backend(p);
 	if (b < 0)
@@ -261,17 +283,9 @@ static int connect_backend(struct proxy *p, struct conn *c)
 	c->fd[1] = spare_take(p, b, port);
 	spare_make(p, b, port); /* for the next client */
 	if (c->fd[1] < 0) {
-		c->fd[1] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		c->fd[1] = backend_socket(port, &c->connecting);
 		if (c->fd[1] < 0)
 			return -1;
-		setsockopt(c->fd[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		to.sin_port = htons((uint16_t)port);
-		to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		if (connect(c->fd[1], (struct sockaddr *)&to, sizeof(to)) != 0) {
-			if (errno != EINPROGRESS)
-				return -1;
-			c->connecting = 1;
-		}
 	}
 	c->events[1] = c->connecting ? EPOLLOUT : EPOLLIN;
 	e.events = c->events[1];
@@ -331,24 +345,15 @@ static int spare_take(struct proxy *p, int b, int port)
 /* Starts connecting the backend's next spare; a failure just leaves none. */
 static void spare_make(struct proxy *p, int b, int port)
 {
-	struct sockaddr_in to = {.sin_family = AF_INET};
 	struct backend *be = &p->backends[b];
-	int one = 1;
+	int connecting;
 
 	spare_close(be);
 	if (p->no_spares)
 		return;
-	be->spare_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	be->spare_fd = backend_socket(port, &connecting);
 	if (be->spare_fd < 0)
 		return;
-	setsockopt(be->spare_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	to.sin_port = htons((uint16_t)port);
-	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(be->spare_fd, (struct sockaddr *)&to, sizeof(to)) != 0 &&
-	    errno != EINPROGRESS) {
-		spare_close(be);
-		return;
-	}
 	be->spare_port = port;
 	be->spare_ms = admission_now_ms();
 }
