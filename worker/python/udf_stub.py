@@ -473,7 +473,7 @@ def load_code(path):
     return module
 
 
-_ARENAS_KEPT = []
+_arenas_kept = False
 
 
 def keep_arenas():
@@ -481,7 +481,8 @@ def keep_arenas():
     gVisor every page of a fresh arena is a page fault through the sentry). True when done; a
     Python run without the preloaded library (python udf_stub.py by hand) keeps pymalloc's
     own arenas."""
-    if _ARENAS_KEPT:
+    global _arenas_kept
+    if _arenas_kept:
         return True
     import ctypes
 
@@ -501,7 +502,7 @@ def keep_arenas():
     set_allocator.argtypes = [ctypes.c_void_p]
     set_allocator.restype = None
     set_allocator(ctypes.byref(allocator))  # Python copies the struct
-    _ARENAS_KEPT.append(allocator)
+    _arenas_kept = True
     return True
 
 
