@@ -77,6 +77,20 @@ def not_retryable(records):
     return [r for r in records if not r["ok"] and (r.get("stage"), r.get("code")) != ("grpc", "UNAVAILABLE")]
 
 
+def wait_settled(path, udfs, threads, again=0, timeout=240):
+    """Waits until a burst load has made its new UDFs, every one is served (a statement
+    answered UNAVAILABLE is run again a second later: stopping the load before that run would
+    leave a UDF unserved by the test, not by the operator), and its threads use them again
+    (at least `again` such statements)."""
+    def settled():
+        recs = load_records(path)
+        made = {r["udf"] for r in recs if r["kind"] == "new"}
+        reused = [r for r in recs if r["kind"] == "again"]
+        return (len(made) >= udfs and len({r["tenant"] for r in reused}) >= threads
+                and len(reused) >= again and not unserved(recs))
+    wait_for(settled, timeout)
+
+
 def load_records(path):
     return e.read_load(path)[0]
 
@@ -123,14 +137,7 @@ def fault_leader_killed(outside, addr):
     e.kubectl("-n", e.OPERATOR_NS, "delete", "pod", old, "--wait=false")
     new = wait_for(lambda: (lambda ld: ld if ld and ld != old else None)(e.leader()), 60, 0.5)
     check(bool(new), "leader kill: %s deleted, %s leads after %.1f s" % (old, new, time.time() - t_kill))
-    # Every thread has made its 3 UDFs, each is served (a statement answered UNAVAILABLE is run
-    # again a second later) and both threads are using them again.
-    def settled():
-        recs = load_records(path)
-        made = {r["udf"] for r in recs if r["kind"] == "new"}
-        again = {r["tenant"] for r in recs if r["kind"] == "again"}
-        return len(made) >= 6 and len(again) >= 2 and not unserved(recs)
-    wait_for(settled, 240)
+    wait_settled(path, udfs=6, threads=2)
     records, _, other = e.stop_load(load, path)
     print("     leader kill: %s" % json.dumps(summarize(records)), flush=True)
     deadline = [r for r in records if r.get("code") == "DEADLINE_EXCEEDED"]
@@ -162,7 +169,7 @@ def fault_apiserver_restart(outside, addr):
     e.sh(cluster, "up", timeout=300)
     t_up = time.time()
     print("     kube-apiserver down %.1f s, serving again after %.1f s" % (t_start - t_stop, t_up - t_stop), flush=True)
-    wait_for(lambda: sum(1 for r in load_records(bpath) if r["kind"] == "again") >= 3, 240)
+    wait_settled(bpath, udfs=3, threads=1, again=3)
     time.sleep(3)
     hrec, _, hother = e.stop_load(hot, hpath)
     brec, _, bother = e.stop_load(burst, bpath)
